@@ -1,0 +1,124 @@
+"""The `rhetoric` command. Thin: parse arguments, call the core, print the result.
+
+Training commands import torch lazily, so `rhetoric serve` and `rhetoric score`
+run with the serve extra alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.config import resolve
+    from training.trainer import train
+
+    manifest = train(resolve(args))
+    summary = {"out": args.out or "", "metrics": manifest["metrics"]["validation"]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.trainer import export_checkpoint
+
+    export_checkpoint(Path(args.checkpoint), Path(args.out), args.data)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluation import evaluate_model, format_table
+
+    result = evaluate_model(Path(args.model), args.data)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from training.corpus import check
+
+    ok, report = check([Path(p) for p in args.paths])
+    print(report)
+    return 0 if ok else 1
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from training.corpus import split
+
+    print(split(Path(args.corpus), Path(args.out)))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.app import run
+
+    run(model=args.model, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rhetoric", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="fine-tune, export and evaluate a model directory")
+    from training.config import add_arguments
+
+    add_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+    export = commands.add_parser("export", help="export a checkpoint to a model directory")
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")
+    export.add_argument("--out", required=True, help="model directory to write")
+    export.add_argument("--data", help="labelled data for thresholds (default: train's validation)")
+    export.set_defaults(func=cmd_export)
+
+    evaluate = commands.add_parser("evaluate", help="score labelled data with a model directory")
+    evaluate.add_argument("--model", required=True, help="model directory")
+    evaluate.add_argument("--data", required=True, help="labelled data (JSONL, CSV, Parquet)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    data = commands.add_parser("data", help="check or split labelled data").add_subparsers(
+        dest="data_command", required=True
+    )
+    check = data.add_parser("check", help="validate files; report counts, duplicates, overlap")
+    check.add_argument("paths", nargs="+", help="files or folders")
+    check.set_defaults(func=cmd_data_check)
+    split = data.add_parser("split", help="assign stable splits and write split files")
+    split.add_argument("corpus", help="corpus folder (data/corpus)")
+    split.add_argument("--out", required=True, help="folder for train/validation/test files")
+    split.set_defaults(func=cmd_data_split)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--model", default=None, help="model directory (env RHETORIC_MODEL)")
+    serve.add_argument("--host", default=None, help="bind address (env RHETORIC_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (env RHETORIC_PORT)")
+    serve.add_argument("--workers", type=int, default=None, help="inference sessions (env RHETORIC_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ValueError, FileNotFoundError) as err:
+        # DataError, ModelDirError and config errors are ValueErrors that name their cause.
+        print(f"rhetoric: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rhetoric: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
