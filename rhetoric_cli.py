@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=None, help="model directory (env RHETORIC_MODEL)")
     serve.add_argument("--host", default=None, help="bind address (env RHETORIC_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (env RHETORIC_PORT)")
-    serve.add_argument("--workers", type=int, default=None, help="inference sessions (env RHETORIC_WORKERS)")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="inference sessions (env RHETORIC_WORKERS)"
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

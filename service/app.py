@@ -40,8 +40,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"status": status, "code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -87,12 +88,19 @@ class BodyLimit:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
-    limits = Limits(settings.max_sentences, settings.max_sentence_chars,
-                    settings.max_document_chars, settings.max_pending)
+    limits = Limits(
+        settings.max_sentences,
+        settings.max_sentence_chars,
+        settings.max_document_chars,
+        settings.max_pending,
+    )
     engine = engine or load_engine(str(settings.model), settings.workers, limits)
     metrics = Metrics(engine.labels)
-    app = FastAPI(title="rhetoric", version="0.1.0",
-                  description="Labels news sentences: " + ", ".join(engine.labels) + ".")
+    app = FastAPI(
+        title="rhetoric",
+        version="0.1.0",
+        description="Labels news sentences: " + ", ".join(engine.labels) + ".",
+    )
     app.state.engine, app.state.metrics = engine, metrics
 
     def authorised(request: Request) -> None:
@@ -106,8 +114,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def json_body(request: Request) -> None:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
-            raise ApiError(415, "unsupported_media_type",
-                           f"expected content-type application/json, found {kind or 'none'}")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"expected content-type application/json, found {kind or 'none'}",
+            )
 
     auth, json_post = [Depends(authorised)], [Depends(authorised), Depends(json_body)]
     model_ref = {"name": engine.info.name, "version": engine.info.version}
@@ -127,8 +138,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(err.status_code, codes.get(err.status_code, "http_error"),
-                              str(err.detail))
+        return error_response(
+            err.status_code, codes.get(err.status_code, "http_error"), str(err.detail)
+        )
 
     def run(work: Any) -> Any:
         try:
@@ -157,10 +169,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/v1/model", tags=["model"], dependencies=auth)
     def model() -> dict[str, Any]:
         info = engine.info
-        return {**model_ref, "labels": [{"name": lb, "definition": info.definitions.get(lb, ""),
-                                         "threshold": info.thresholds[lb]} for lb in info.labels],
-                "thresholds": info.thresholds, "max_length": info.max_length,
-                "base_model": info.base_model, "metrics": info.metrics}
+        return {
+            **model_ref,
+            "labels": [
+                {
+                    "name": lb,
+                    "definition": info.definitions.get(lb, ""),
+                    "threshold": info.thresholds[lb],
+                }
+                for lb in info.labels
+            ],
+            "thresholds": info.thresholds,
+            "max_length": info.max_length,
+            "base_model": info.base_model,
+            "metrics": info.metrics,
+        }
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -178,23 +201,39 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.add_middleware(metrics.middleware)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
-def run(model: str | None = None, host: str | None = None, port: int | None = None,
-        workers: int | None = None) -> None:
+def run(
+    model: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
     """`rhetoric serve`: flags override RHETORIC_* variables."""
     import uvicorn
 
-    overrides = {k: v for k, v in {"model": model, "host": host, "port": port,
-                                   "workers": workers}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"model": model, "host": host, "port": port, "workers": workers}.items()
+        if v is not None
+    }
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.time()
     app = create_app(settings)
-    log.info("loaded %s %s from %s in %.1fs", app.state.engine.info.name,
-             app.state.engine.info.version, settings.model, time.time() - started)
+    log.info(
+        "loaded %s %s from %s in %.1fs",
+        app.state.engine.info.name,
+        app.state.engine.info.version,
+        settings.model,
+        time.time() - started,
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)

@@ -86,7 +86,9 @@ class Engine:
         thresholds = thresholds or {}
         unknown = sorted(set(thresholds) - set(self.labels))
         if unknown:
-            raise InputError(f"unknown label(s) in thresholds: {unknown}; labels are {list(self.labels)}")
+            raise InputError(
+                f"unknown label(s) in thresholds: {unknown}; labels are {list(self.labels)}"
+            )
         for label, value in thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"threshold for {label!r} must be between 0 and 1, found {value}")
@@ -109,8 +111,14 @@ class Engine:
                 )
         return [clean(s) for s in sentences]
 
-    def _result(self, text: str, scores: np.ndarray, truncated: bool,
-                thresholds: dict[str, float], explain: bool) -> dict[str, Any]:
+    def _result(
+        self,
+        text: str,
+        scores: np.ndarray,
+        truncated: bool,
+        thresholds: dict[str, float],
+        explain: bool,
+    ) -> dict[str, Any]:
         labels = [lb for lb, s in zip(self.labels, scores, strict=True) if s >= thresholds[lb]]
         result: dict[str, Any] = {
             "text": text,
@@ -122,20 +130,28 @@ class Engine:
             result["evidence"] = self.evidence(text, scores, labels)
         return result
 
-    def classify(self, sentences: list[str], thresholds: dict[str, float] | None = None,
-                 explain: bool = False) -> list[dict[str, Any]]:
+    def classify(
+        self,
+        sentences: list[str],
+        thresholds: dict[str, float] | None = None,
+        explain: bool = False,
+    ) -> list[dict[str, Any]]:
         texts = self.check_sentences(sentences)
         limits = self.check_thresholds(thresholds)
         with self.admit(len(texts)):
             scored = self.predictor.score(texts)
-            return [self._result(t, s.scores, s.truncated, limits, explain)
-                    for t, s in zip(texts, scored, strict=True)]
+            return [
+                self._result(t, s.scores, s.truncated, limits, explain)
+                for t, s in zip(texts, scored, strict=True)
+            ]
 
-    def analyze(self, text: str, thresholds: dict[str, float] | None = None,
-                explain: bool = False) -> dict[str, Any]:
+    def analyze(
+        self, text: str, thresholds: dict[str, float] | None = None, explain: bool = False
+    ) -> dict[str, Any]:
         if len(text) > self.limits.max_document_chars:
-            raise TooLarge(f"text has {len(text)} characters; the limit is "
-                             f"{self.limits.max_document_chars}")
+            raise TooLarge(
+                f"text has {len(text)} characters; the limit is {self.limits.max_document_chars}"
+            )
         if not text.strip():
             raise InputError("text is empty or whitespace only")
         document = clean(text)
@@ -150,8 +166,9 @@ class Engine:
                     for item in items:
                         item["start"] += span.start
                         item["end"] += span.start
-                sentences.append({"start": span.start, "end": span.end, **result,
-                                  "quoted": span.quoted})
+                sentences.append(
+                    {"start": span.start, "end": span.end, **result, "quoted": span.quoted}
+                )
         counts = {lb: sum(lb in s["labels"] for s in sentences) for lb in self.labels}
         return {"sentences": sentences, "summary": {"sentences": len(sentences), "counts": counts}}
 
@@ -166,7 +183,7 @@ class Engine:
         words = list(_WORD.finditer(text))
         if not words:
             return {label: [] for label in fired}
-        variants = [text[: w.start()] + text[w.end():] for w in words]
+        variants = [text[: w.start()] + text[w.end() :] for w in words]
         encodings = [self.predictor.encode(v) for v in variants]
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -181,9 +198,14 @@ class Engine:
             drops = scores[j] - occluded[:, j]
             order = np.argsort(-drops)[:EVIDENCE_PER_LABEL]
             evidence[label] = [
-                {"start": words[k].start(), "end": words[k].end(), "text": words[k].group(),
-                 "weight": round(float(drops[k]), 4)}
-                for k in order if drops[k] > 0
+                {
+                    "start": words[k].start(),
+                    "end": words[k].end(),
+                    "text": words[k].group(),
+                    "weight": round(float(drops[k]), 4),
+                }
+                for k in order
+                if drops[k] > 0
             ]
         return evidence
 

@@ -12,18 +12,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class Metrics:
     def __init__(self, labels: tuple[str, ...]):
         self.registry = CollectorRegistry()
-        self.requests = Counter("rhetoric_requests_total", "HTTP requests", ["route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("rhetoric_request_seconds", "HTTP request latency", ["route"],
-                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                                          5, 10), registry=self.registry)
-        self.sentences = Counter("rhetoric_sentences_total", "sentences scored",
-                                 registry=self.registry)
-        self.batch = Histogram("rhetoric_batch_sentences", "sentences per request",
-                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-                               registry=self.registry)
-        self.labels = Counter("rhetoric_labels_total", "labels assigned", ["label"],
-                              registry=self.registry)
+        self.requests = Counter(
+            "rhetoric_requests_total", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "rhetoric_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.sentences = Counter(
+            "rhetoric_sentences_total", "sentences scored", registry=self.registry
+        )
+        self.batch = Histogram(
+            "rhetoric_batch_sentences",
+            "sentences per request",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.labels = Counter(
+            "rhetoric_labels_total", "labels assigned", ["label"], registry=self.registry
+        )
         for label in labels:
             self.labels.labels(label)
         self.middleware = self._middleware_class()

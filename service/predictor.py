@@ -45,9 +45,7 @@ def open_session(model_file: Path, threads: int = 1) -> ort.InferenceSession:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own exception types for corrupt graphs
         raise ModelDirError(f"{model_file}: ONNX Runtime cannot load it ({err})") from err
 

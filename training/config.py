@@ -85,8 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     notes = _comments()
     parser.add_argument("--preset", help="TOML file of config values; flags override it")
     for f in fields(TrainConfig):
-        kind = _parse_bool if f.type in ("bool", bool) else {"int": int, "float": float}.get(
-            str(f.type), str
+        kind = (
+            _parse_bool
+            if f.type in ("bool", bool)
+            else {"int": int, "float": float}.get(str(f.type), str)
         )
         parser.add_argument(
             "--" + f.name.replace("_", "-"),

@@ -49,7 +49,9 @@ def _shingles(text: str) -> set[str]:
     return {" ".join(words[i : i + 2]) for i in range(max(1, len(words) - 1))}
 
 
-def near_duplicates(texts: list[str], bands: int = 16, rows: int = 4) -> list[tuple[int, int, float]]:
+def near_duplicates(
+    texts: list[str], bands: int = 16, rows: int = 4
+) -> list[tuple[int, int, float]]:
     """Pairs of texts whose word-bigram Jaccard similarity is at least NEAR_DUPLICATE_JACCARD.
 
     MinHash with locality-sensitive hashing finds candidates, exact Jaccard confirms them.
@@ -82,8 +84,12 @@ def near_duplicates(texts: list[str], bands: int = 16, rows: int = 4) -> list[tu
 
 
 def counts_table(records: list[Record], labels: list[str]) -> str:
-    rows = ["| part | split | sentences | articles | none share | " + " | ".join(labels)
-            + " | 2+ labels |", "|---" * (6 + len(labels)) + "|"]
+    rows = [
+        "| part | split | sentences | articles | none share | "
+        + " | ".join(labels)
+        + " | 2+ labels |",
+        "|---" * (6 + len(labels)) + "|",
+    ]
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
         split = str(r.meta.get("split", "-"))
@@ -95,8 +101,11 @@ def counts_table(records: list[Record], labels: list[str]) -> str:
         articles = len({r.meta.get("article_id") for r in group if part_of(r) == "article"})
         none = sum(1 for r in group if not r.labels) / len(group)
         multi = sum(1 for r in group if len(r.labels) > 1)
-        rows.append(f"| {part} | {split} | {len(group)} | {articles} | {none:.1%} | "
-                    + " | ".join(str(counts[label]) for label in labels) + f" | {multi} |")
+        rows.append(
+            f"| {part} | {split} | {len(group)} | {articles} | {none:.1%} | "
+            + " | ".join(str(counts[label]) for label in labels)
+            + f" | {multi} |"
+        )
     return "\n".join(rows)
 
 
@@ -123,8 +132,11 @@ def check(paths: list[Path]) -> tuple[bool, str]:
             seen[key] = r
     unique = list(seen.values())
     near = near_duplicates([r.text for r in unique])
-    cross = [(unique[i], unique[j]) for i, j, _ in near
-             if unique[i].meta.get("split") != unique[j].meta.get("split")]
+    cross = [
+        (unique[i], unique[j])
+        for i, j, _ in near
+        if unique[i].meta.get("split") != unique[j].meta.get("split")
+    ]
     articles_split: dict[str, set[str]] = defaultdict(set)
     for r in records:
         if part_of(r) == "article":
@@ -134,16 +146,26 @@ def check(paths: list[Path]) -> tuple[bool, str]:
         problems.append(f"{len(exact)} exact duplicate(s):\n" + "\n".join(exact[:20]))
     share = len(near) / max(1, len(unique))
     if share >= NEAR_DUPLICATE_LIMIT:
-        problems.append(f"near duplicates {share:.2%} of sentences (limit {NEAR_DUPLICATE_LIMIT:.0%})")
+        problems.append(
+            f"near duplicates {share:.2%} of sentences (limit {NEAR_DUPLICATE_LIMIT:.0%})"
+        )
     if cross:
-        problems.append(f"{len(cross)} near duplicate(s) across splits:\n" + "\n".join(
-            f"  {a.where} ~ {b.where}" for a, b in cross[:20]))
+        problems.append(
+            f"{len(cross)} near duplicate(s) across splits:\n"
+            + "\n".join(f"  {a.where} ~ {b.where}" for a, b in cross[:20])
+        )
     if torn:
         problems.append(f"articles split across splits: {torn[:10]}")
-    lines = [f"{len(records)} sentences in {len(paths)} path(s); labels: {', '.join(labels)}", "",
-             counts_table(records, labels), "", domain_table(records), "",
-             f"exact duplicates: {len(exact)}; near duplicates (Jaccard >= "
-             f"{NEAR_DUPLICATE_JACCARD}): {len(near)} ({share:.2%}); across splits: {len(cross)}"]
+    lines = [
+        f"{len(records)} sentences in {len(paths)} path(s); labels: {', '.join(labels)}",
+        "",
+        counts_table(records, labels),
+        "",
+        domain_table(records),
+        "",
+        f"exact duplicates: {len(exact)}; near duplicates (Jaccard >= "
+        f"{NEAR_DUPLICATE_JACCARD}): {len(near)} ({share:.2%}); across splits: {len(cross)}",
+    ]
     lines += [f"  near: {unique[i].where} ~ {unique[j].where} ({s:.2f})" for i, j, s in near[:10]]
     lines += ["", "FAILED:\n" + "\n".join(problems) if problems else "OK"]
     return not problems, "\n".join(lines)
@@ -163,5 +185,6 @@ def split(corpus: Path, out: Path) -> str:
         file.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     for name, rows in sorted(outputs.items()):
         (out / f"{name}.jsonl").write_text(
-            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows)
+        )
     return "\n".join(f"{out / name}.jsonl: {len(rows)}" for name, rows in sorted(outputs.items()))

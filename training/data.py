@@ -19,8 +19,18 @@ from training.config import DEFAULT_LABELS
 
 SUFFIXES = (".jsonl", ".csv", ".parquet")
 # CSV columns that are never label columns.
-META_COLUMNS = {"text", "labels", "id", "domain", "source", "split", "article_id", "index",
-                "genre", "kind"}
+META_COLUMNS = {
+    "text",
+    "labels",
+    "id",
+    "domain",
+    "source",
+    "split",
+    "article_id",
+    "index",
+    "genre",
+    "kind",
+}
 
 
 class DataError(ValueError):
@@ -83,7 +93,9 @@ def _read_csv(path: Path, declared: list[str] | None) -> list[Record]:
             else:
                 bad = [c for c in label_columns if (row[c] or "").strip() not in {"0", "1"}]
                 if bad:
-                    raise DataError(f"{where}: column {bad[0]!r} must be 0 or 1, found {row[bad[0]]!r}")
+                    raise DataError(
+                        f"{where}: column {bad[0]!r} must be 0 or 1, found {row[bad[0]]!r}"
+                    )
                 row["labels"] = [c for c in label_columns if row[c].strip() == "1"]
             records.append(_record(row, where))
     return records

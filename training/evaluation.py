@@ -53,7 +53,9 @@ def tune_thresholds(probs: np.ndarray, gold: np.ndarray, labels: list[str]) -> d
             raise ValueError(
                 f"cannot tune a threshold for {label!r}: the tuning data has no positive example"
             )
-        scores = [(_f1(probs[:, i] >= t, gold[:, i]), -abs(t - 0.5), float(t)) for t in THRESHOLD_GRID]
+        scores = [
+            (_f1(probs[:, i] >= t, gold[:, i]), -abs(t - 0.5), float(t)) for t in THRESHOLD_GRID
+        ]
         thresholds[label] = max(scores)[2]
     return thresholds
 
@@ -73,14 +75,20 @@ def evaluate_model(model_dir: Path, data: str) -> dict[str, Any]:
         probs = np.stack([s.scores for s in predictor.score([r.text for r in records])])
     finally:
         predictor.close()
-    return compute_metrics(decide(probs, info.thresholds, labels), multi_hot(records, labels), labels)
+    return compute_metrics(
+        decide(probs, info.thresholds, labels), multi_hot(records, labels), labels
+    )
 
 
 def format_table(result: dict[str, Any]) -> str:
     lines = [f"{'label':<22}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for label, m in result["labels"].items():
-        lines.append(f"{label:<22}{m['precision']:>10.3f}{m['recall']:>10.3f}"
-                     f"{m['f1']:>10.3f}{m['support']:>10d}")
-    lines.append(f"macro-F1 {result['macro_f1']:.3f}  micro-F1 {result['micro_f1']:.3f}  "
-                 f"exact match {result['exact_match']:.3f}  n={result['n']}")
+        lines.append(
+            f"{label:<22}{m['precision']:>10.3f}{m['recall']:>10.3f}"
+            f"{m['f1']:>10.3f}{m['support']:>10d}"
+        )
+    lines.append(
+        f"macro-F1 {result['macro_f1']:.3f}  micro-F1 {result['micro_f1']:.3f}  "
+        f"exact match {result['exact_match']:.3f}  n={result['n']}"
+    )
     return "\n".join(lines)

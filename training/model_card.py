@@ -25,9 +25,17 @@ DEFINITIONS = {
 def write_model_card(
     out: Path, manifest: dict[str, Any], state: dict[str, Any], mistakes: list[dict[str, Any]]
 ) -> None:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
-    text = template.render(m=manifest, state=state, mistakes=mistakes,
-                           reports={k: v for k, v in manifest["metrics"].items()})
+    text = template.render(
+        m=manifest,
+        state=state,
+        mistakes=mistakes,
+        reports={k: v for k, v in manifest["metrics"].items()},
+    )
     (out / "README.md").write_text(text, encoding="utf-8")

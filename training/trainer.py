@@ -76,6 +76,8 @@ def seed_everything(seed: int) -> None:
 def load_splits(config: TrainConfig) -> Splits:
     declared = config.label_list() or None
     train = read_records(config.data, declared)
+    if declared:
+        check_labels(train, declared)
     if config.validation:
         validation = read_records(config.validation, declared)
     else:
@@ -120,8 +122,13 @@ def predict(model, tokenizer, texts: list[str], max_length: int, batch: int = 64
     with torch.no_grad():
         for start in range(0, len(texts), batch):
             index = order[start : start + batch]
-            enc = tokenizer([texts[i] for i in index], truncation=True, max_length=max_length,
-                            padding=True, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in index],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             out[index] = torch.sigmoid(model(**enc).logits).numpy()
     return out
 
@@ -136,7 +143,9 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
     positives = gold.sum(0).clamp(min=1)
     pos_weight = ((len(gold) - positives) / positives).clamp(1.0, config.max_pos_weight)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     steps = config.epochs * ((len(texts) + config.batch_size - 1) // config.batch_size)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * steps), steps)
     val_texts = [r.text for r in splits.validation]
@@ -148,8 +157,13 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
     for epoch in range(1, config.epochs + 1):
         model.train()
         for index in torch.randperm(len(texts), generator=generator).split(config.batch_size):
-            enc = tokenizer([texts[i] for i in index], truncation=True,
-                            max_length=config.max_length, padding=True, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in index],
+                truncation=True,
+                max_length=config.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             loss = loss_fn(model(**enc).logits, gold[index])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -168,26 +182,41 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
             model.save_pretrained(checkpoint)
             tokenizer.save_pretrained(checkpoint)
     bar.close()
-    return {"best_epoch": best["epoch"], "best_validation_macro_f1": best["macro_f1"],
-            "history": history}
+    return {
+        "best_epoch": best["epoch"],
+        "best_validation_macro_f1": best["macro_f1"],
+        "history": history,
+    }
 
 
-def export_model_dir(checkpoint: Path, out: Path, state: dict[str, Any],
-                     tuning: list[Record], validation: list[Record]) -> dict[str, Any]:
+def export_model_dir(
+    checkpoint: Path,
+    out: Path,
+    state: dict[str, Any],
+    tuning: list[Record],
+    validation: list[Record],
+) -> dict[str, Any]:
     """Checkpoint -> model directory in `out` (which must be a fresh temporary folder)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     config = TrainConfig(**state["config"])
     labels = state["labels"]
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, attn_implementation="eager")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint, attn_implementation="eager"
+    )
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
     export.to_onnx(model, out / export.FP32_FILE)
     shutil.copy(out / export.FP32_FILE, out / MODEL_FILE)
     if config.quantize:
         export.quantize(out / export.FP32_FILE, out / MODEL_FILE)
-    draft = {"name": config.name, "version": config.version, "labels": labels,
-             "thresholds": {label: 0.5 for label in labels}, "max_length": config.max_length}
+    draft = {
+        "name": config.name,
+        "version": config.version,
+        "labels": labels,
+        "thresholds": {label: 0.5 for label in labels},
+        "max_length": config.max_length,
+    }
     write_manifest(out, draft)
     info = read_model_dir(out)
 
@@ -217,8 +246,9 @@ def export_model_dir(checkpoint: Path, out: Path, state: dict[str, Any],
         records = read_records(path, labels)
         check_labels(records, labels)
         probs = export.onnx_probs(info, [r.text for r in records])
-        metrics[name] = compute_metrics(decide(probs, thresholds, labels),
-                                        multi_hot(records, labels), labels)
+        metrics[name] = compute_metrics(
+            decide(probs, thresholds, labels), multi_hot(records, labels), labels
+        )
     mistakes = confident_mistakes(validation, served, thresholds, labels)
     manifest = {
         **draft,
@@ -227,8 +257,11 @@ def export_model_dir(checkpoint: Path, out: Path, state: dict[str, Any],
         "definitions": {label: DEFINITIONS.get(label, "") for label in labels},
         "data_hash": state["data_hash"],
         "training": {**state["fit"], "config": state["config"]},
-        "export": {"fp32_vs_torch_max_abs_diff": parity, "int8_vs_fp32_decision_agreement":
-                   agreement, "quantization": "dynamic int8, per-channel" if config.quantize else "none"},
+        "export": {
+            "fp32_vs_torch_max_abs_diff": parity,
+            "int8_vs_fp32_decision_agreement": agreement,
+            "quantization": "dynamic int8, per-channel" if config.quantize else "none",
+        },
         "metrics": metrics,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -237,8 +270,13 @@ def export_model_dir(checkpoint: Path, out: Path, state: dict[str, Any],
     return manifest
 
 
-def confident_mistakes(records: list[Record], probs: np.ndarray, thresholds: dict[str, float],
-                       labels: list[str], top: int = 20) -> list[dict[str, Any]]:
+def confident_mistakes(
+    records: list[Record],
+    probs: np.ndarray,
+    thresholds: dict[str, float],
+    labels: list[str],
+    top: int = 20,
+) -> list[dict[str, Any]]:
     """The validation decisions the served model got wrong by the widest margin."""
     gold = multi_hot(records, labels).astype(bool)
     wrong = []
@@ -246,9 +284,15 @@ def confident_mistakes(records: list[Record], probs: np.ndarray, thresholds: dic
         for j, label in enumerate(labels):
             predicted = probs[i, j] >= thresholds[label]
             if predicted != gold[i, j]:
-                wrong.append({"text": record.text, "label": label, "score": float(probs[i, j]),
-                              "kind": "false positive" if predicted else "false negative",
-                              "margin": float(abs(probs[i, j] - thresholds[label]))})
+                wrong.append(
+                    {
+                        "text": record.text,
+                        "label": label,
+                        "score": float(probs[i, j]),
+                        "kind": "false positive" if predicted else "false negative",
+                        "margin": float(abs(probs[i, j] - thresholds[label])),
+                    }
+                )
     return sorted(wrong, key=lambda m: -m["margin"])[:top]
 
 
@@ -264,8 +308,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "labels": splits.labels,
             "base_model": Path(base).name if not config.base else config.base,
             "data_hash": data_hash(splits.train + splits.validation),
-            "sizes": {"train": len(splits.train), "validation": len(splits.validation),
-                      "threshold_tuning": len(splits.tuning)},
+            "sizes": {
+                "train": len(splits.train),
+                "validation": len(splits.validation),
+                "threshold_tuning": len(splits.tuning),
+            },
         }
         state["fit"] = fit(config, splits, base, checkpoint)
         state["fit"]["seconds"] = round(time.time() - started, 1)

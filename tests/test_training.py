@@ -1,0 +1,161 @@
+"""Train -> export -> evaluate, end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from rhetoric_cli import main
+from service.model_dir import read_model_dir
+from training.config import TrainConfig, load_preset
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_model_directory_contract(tiny_model: Path):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {
+        "model.onnx",
+        "model-fp32.onnx",
+        "tokenizer.json",
+        "rhetoric.json",
+        "README.md",
+    } <= names
+    info = read_model_dir(tiny_model)
+    assert info.labels == ("threat", "denial", "hedge", "counter_accusation")
+    manifest = info.raw
+    assert manifest["export"]["fp32_vs_torch_max_abs_diff"] <= 1e-4
+    assert 0.5 <= manifest["export"]["int8_vs_fp32_decision_agreement"] <= 1.0
+    assert len(manifest["data_hash"]) == 64
+    assert manifest["training"]["config"]["epochs"] == 1
+    graph = onnx.load(str(tiny_model / "model.onnx"))
+    assert any(node.op_type == "DynamicQuantizeLinear" for node in graph.graph.node)
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "sequence"]
+    card = (tiny_model / "README.md").read_text()
+    for label in info.labels:
+        assert f"`{label}`" in card
+
+
+def test_evaluate_json_schema(tiny_model: Path, capsys):
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(FIXTURES / "tiny_validation.jsonl"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"macro_f1", "micro_f1", "exact_match", "n", "labels"}
+    assert result["n"] == 8
+    for label in ("threat", "denial", "hedge", "counter_accusation"):
+        assert set(result["labels"][label]) == {"precision", "recall", "f1", "support"}
+    assert result["labels"]["threat"]["support"] == 2
+    # The served model with its stored thresholds gives the numbers stored at export time.
+    stored = read_model_dir(tiny_model).metrics["validation"]
+    assert result["macro_f1"] == stored["macro_f1"]
+
+
+def test_export_from_checkpoint_reproduces_scores(tiny_model: Path, tmp_path: Path):
+    out = tmp_path / "again"
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tiny_model / "checkpoint"),
+                "--out",
+                str(out),
+                "--data",
+                str(FIXTURES / "tiny_validation.jsonl"),
+            ]
+        )
+        == 0
+    )
+    from service.predictor import Predictor
+
+    texts = ["The ministry denied the report.", "Shares rose."]
+    first = [s.scores for s in Predictor(read_model_dir(tiny_model)).score(texts)]
+    second = [s.scores for s in Predictor(read_model_dir(out)).score(texts)]
+    np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_custom_label_set_flows_through(tiny_base: Path, tmp_path: Path):
+    rows = [
+        ("Look at their own record first.", ["whataboutism"]),
+        ("Be afraid: the virus is coming for your children.", ["appeal_to_fear"]),
+        ("The bus was late.", []),
+        ("What about the billions they wasted?", ["whataboutism"]),
+        ("Your town will be next if we do nothing.", ["appeal_to_fear"]),
+        ("The shop opens at nine.", []),
+    ]
+    data = tmp_path / "custom.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "labels": lb}) + "\n" for t, lb in rows))
+    out = tmp_path / "custom-model"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--validation",
+                str(data),
+                "--base",
+                str(tiny_base),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--min-int8-agreement",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert read_model_dir(out).labels == ("appeal_to_fear", "whataboutism")
+
+
+def test_preset_rejects_unknown_keys(tmp_path: Path, capsys):
+    preset = tmp_path / "p.toml"
+    preset.write_text("epochs = 2\nlearning_rate = 0.1\n")
+    code = main(["train", "--preset", str(preset), "--data", "x.jsonl", "--out", "o"])
+    assert code == 2
+    assert "unknown config keys ['learning_rate']" in capsys.readouterr().err
+
+
+def test_flags_override_preset(tmp_path: Path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("epochs = 2\nseed = 7\n")
+    assert load_preset(str(preset)) == {"epochs": 2, "seed": 7}
+    import argparse
+
+    from training.config import resolve
+
+    parser = argparse.ArgumentParser()
+    from training.config import add_arguments
+
+    add_arguments(parser)
+    config = resolve(
+        parser.parse_args(
+            [
+                "--preset",
+                str(preset),
+                "--epochs",
+                "3",
+                "--data",
+                "d",
+                "--out",
+                "o",
+                "--quantize",
+                "false",
+            ]
+        )
+    )
+    assert config == TrainConfig(data="d", out="o", epochs=3, seed=7, quantize=False)
