@@ -28,7 +28,7 @@ lint: .venv
 
 data: .venv
 	$(BIN)/rhetoric data split data/corpus --out data/splits
-	$(BIN)/rhetoric data report data/corpus > data/README.stats.md
+	$(BIN)/rhetoric data check data/corpus > data/STATS.md
 
 data-check: .venv
 	$(BIN)/rhetoric data check data/corpus

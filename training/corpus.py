@@ -20,6 +20,7 @@ from training.data import Record, label_set, read_records, stable_fraction
 
 TEST_SHARE = {"article": 0.09, "targeted": 0.10}  # about 15 articles, 10% of targeted
 VALIDATION_SHARE = {"article": 0.09, "targeted": 0.10}
+PART_FILE = {"article": "articles", "targeted": "targeted"}
 NEAR_DUPLICATE_JACCARD = 0.8
 NEAR_DUPLICATE_LIMIT = 0.01
 _WORD = re.compile(r"\w+")
@@ -181,7 +182,7 @@ def split(corpus: Path, out: Path) -> str:
             row = {"text": r.text, "labels": r.labels, **r.meta, "split": assign_split(r)}
             rows.append(row)
             outputs[row["split"]].append(row)
-            outputs[f"{row['split']}-{part_of(r)}s"].append(row)
+            outputs[f"{row['split']}-{PART_FILE[part_of(r)]}"].append(row)
         file.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     for name, rows in sorted(outputs.items()):
         (out / f"{name}.jsonl").write_text(
