@@ -28,7 +28,7 @@ lint: .venv
 
 data: .venv
 	$(BIN)/rhetoric data split data/corpus --out data/splits
-	$(BIN)/rhetoric data check data/corpus > data/STATS.md
+	$(BIN)/rhetoric data check data/corpus --datasheet data/README.md
 
 data-check: .venv
 	$(BIN)/rhetoric data check data/corpus

@@ -41,10 +41,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from training.corpus import check
+    from training.corpus import check, write_datasheet
 
     ok, report = check([Path(p) for p in args.paths])
     print(report)
+    if args.datasheet:
+        write_datasheet(Path(args.datasheet), report)
     return 0 if ok else 1
 
 
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = data.add_parser("check", help="validate files; report counts, duplicates, overlap")
     check.add_argument("paths", nargs="+", help="files or folders")
+    check.add_argument("--datasheet", help="also write the counts into this file's marked block")
     check.set_defaults(func=cmd_data_check)
     split = data.add_parser("split", help="assign stable splits and write split files")
     split.add_argument("corpus", help="corpus folder (data/corpus)")

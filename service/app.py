@@ -17,12 +17,14 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +34,7 @@ from service.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("rhetoric")
+STATIC = Path(__file__).parent / "static"  # the highlighter page: no build step
 EXAMPLE = "The ministry denied the report and accused the newspaper of spreading lies."
 
 
@@ -194,6 +197,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if not engine.ready:
             return error_response(503, "not_ready", "model is warming up")
         return JSONResponse({"status": "ready", "model": model_ref})
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The article highlighter; public, like its assets: the API calls carry the key."""
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/metrics", tags=["ops"], dependencies=auth)
     def prometheus() -> Response:

@@ -189,3 +189,17 @@ def split(corpus: Path, out: Path) -> str:
             "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows)
         )
     return "\n".join(f"{out / name}.jsonl: {len(rows)}" for name, rows in sorted(outputs.items()))
+
+
+BEGIN, END = "<!-- counts:begin -->", "<!-- counts:end -->"
+
+
+def write_datasheet(path: Path, report: str) -> None:
+    """Replace the generated block of a datasheet with the current check report."""
+    text = path.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{path}: no {BEGIN} ... {END} block to fill")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    body = "\n".join(line for line in report.splitlines() if not line.startswith("  near:"))
+    path.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}", encoding="utf-8")
