@@ -24,6 +24,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    if not args.teacher:
+        raise ValueError("distill needs --teacher DIR (a model directory)")
+    return cmd_train(args)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from training.trainer import export_checkpoint
 
@@ -82,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    distill = commands.add_parser(
+        "distill", help="train a student on a teacher's probabilities blended with gold labels"
+    )
+    add_arguments(distill)
+    distill.add_argument("--student-base", dest="base", help="HF encoder folder of the student")
+    distill.set_defaults(func=cmd_distill)
 
     export = commands.add_parser("export", help="export a checkpoint to a model directory")
     export.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")

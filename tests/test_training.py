@@ -159,3 +159,68 @@ def test_flags_override_preset(tmp_path: Path):
         )
     )
     assert config == TrainConfig(data="d", out="o", epochs=3, seed=7, quantize=False)
+
+
+def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_path: Path):
+    from training.export import onnx_probs
+    from training.trainer import load_splits, training_targets
+
+    unlabelled = tmp_path / "u.jsonl"
+    unlabelled.write_text('{"text": "The envoy hinted at reprisals."}\n{"text": "Rain fell."}\n')
+    base = dict(
+        data=str(FIXTURES / "tiny_train.jsonl"),
+        validation=str(FIXTURES / "tiny_validation.jsonl"),
+        out="o",
+        teacher=str(tiny_model),
+        unlabelled=str(unlabelled),
+    )
+    splits = load_splits(TrainConfig(**base))
+    teacher = onnx_probs(
+        read_model_dir(tiny_model),
+        ["The envoy hinted at reprisals.", "Rain fell."],
+        "model-fp32.onnx",
+    )
+    texts, gold_only = training_targets(TrainConfig(**base, distill_alpha=1.0), splits)
+    _, soft_only = training_targets(TrainConfig(**base, distill_alpha=0.0), splits)
+    assert len(texts) == 24 + 2 and texts[-1] == "Rain fell."
+    assert set(np.unique(gold_only[:24])) <= {0.0, 1.0}
+    np.testing.assert_allclose(soft_only[-2:], teacher, atol=1e-6)
+    np.testing.assert_allclose(gold_only[-2:], teacher, atol=1e-6)  # no gold for unlabelled
+    assert 0.0 < soft_only[:24].min() and soft_only[:24].max() < 1.0
+
+    out = tmp_path / "student"
+    assert (
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(tiny_model),
+                "--student-base",
+                str(tiny_base),
+                "--data",
+                base["data"],
+                "--validation",
+                base["validation"],
+                "--unlabelled",
+                str(unlabelled),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--min-int8-agreement",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert read_model_dir(out).raw["training"]["config"]["teacher"] == str(tiny_model)
+
+
+def test_help_lists_every_config_key(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for field in TrainConfig.__dataclass_fields__:
+        assert "--" + field.replace("_", "-") in text

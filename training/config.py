@@ -34,6 +34,9 @@ class TrainConfig:
     out: str = ""  # model directory to write (written atomically)
     labels: str = ""  # comma-separated label names; empty = the labels found in the data
     base: str = ""  # HF-format encoder directory; empty = the bundled all-MiniLM-L6-v2
+    teacher: str = ""  # model directory whose probabilities the student learns (distillation)
+    unlabelled: str = ""  # sentences without labels, scored by the teacher and trained on
+    distill_alpha: float = 0.5  # weight of gold labels against teacher probabilities
     name: str = "rhetoric-model"  # model name recorded in rhetoric.json
     version: str = "0.1.0"  # model version recorded in rhetoric.json
     epochs: int = 6  # passes over the training data; the best epoch on validation is kept
@@ -95,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f.name,
             type=kind,
             default=None,
-            help=f"{notes.get(f.name, '')} (default: {f.default!r})",
+            help=f"{notes.get(f.name, '')} (default: {f.default!r})".replace("%", "%%"),
         )
 
 

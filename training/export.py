@@ -7,12 +7,15 @@ with fp32 decisions; both figures are stored in rhetoric.json.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from tqdm import tqdm
 
 from service.model_dir import MODEL_FILE, ModelInfo
 from service.predictor import Predictor
@@ -79,11 +82,20 @@ def torch_probs(model: torch.nn.Module, tokenizer, texts: list[str], max_length:
     return np.stack(rows)
 
 
-def onnx_probs(info: ModelInfo, texts: list[str], model_file: str = MODEL_FILE) -> np.ndarray:
+def onnx_probs(
+    info: ModelInfo, texts: list[str], model_file: str = MODEL_FILE, progress: bool = False
+) -> np.ndarray:
     """Scores from one graph file in a model directory, exactly as the service computes them."""
-    predictor = Predictor(info, sessions=2, model_file=info.path / model_file)
+    predictor = Predictor(info, sessions=os.cpu_count() or 1, model_file=info.path / model_file)
+    rows = []
     try:
-        return np.stack([s.scores for s in predictor.score(texts)])
+        with tqdm(
+            total=len(texts), desc="scoring", unit="sent", disable=not progress, file=sys.stderr
+        ) as bar:
+            for start in range(0, len(texts), 256):
+                rows += [s.scores for s in predictor.score(texts[start : start + 256])]
+                bar.update(min(256, len(texts) - start))
+        return np.stack(rows)
     finally:
         predictor.close()
 

