@@ -224,3 +224,20 @@ def test_help_lists_every_config_key(capsys):
     text = capsys.readouterr().out
     for field in TrainConfig.__dataclass_fields__:
         assert "--" + field.replace("_", "-") in text
+
+
+def test_length_buckets_cover_every_sentence_once():
+    import torch
+
+    from training.trainer import length_buckets
+
+    lengths = torch.tensor([5, 40, 7, 33, 12, 9, 60, 8, 21, 3] * 30)
+    batches = length_buckets(lengths, 8, torch.Generator().manual_seed(0))
+    flat = torch.cat(batches)
+    assert sorted(flat.tolist()) == list(range(300))
+    assert all(len(b) <= 8 for b in batches)
+    # Sorted within pools, a batch spans at most two neighbouring lengths (40 and 60).
+    spread = max(int(lengths[b].max() - lengths[b].min()) for b in batches)
+    assert spread <= 20
+    again = length_buckets(lengths, 8, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))

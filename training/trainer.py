@@ -158,6 +158,19 @@ def predict(model, tokenizer, texts: list[str], max_length: int, batch: int = 64
     return out
 
 
+def length_buckets(lengths: torch.Tensor, size: int, generator: torch.Generator) -> list:
+    """Shuffled batches of similar length: random order, far less padding.
+
+    Sentences are shuffled, cut into pools of 50 batches, sorted by length within
+    a pool, batched, and the batches shuffled again.
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    batches = []
+    for pool in order.split(size * 50):
+        batches += list(pool[torch.argsort(lengths[pool], stable=True)].split(size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
 def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dict[str, Any]:
     from transformers import get_linear_schedule_with_warmup
 
@@ -176,12 +189,18 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
     val_texts = [r.text for r in splits.validation]
     val_gold = multi_hot(splits.validation, splits.labels)
     generator = torch.Generator().manual_seed(config.seed)
+    lengths = torch.tensor(
+        [
+            len(ids)
+            for ids in tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+        ]
+    )
     best: dict[str, Any] = {"macro_f1": -1.0}
     history = []
     bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
     for epoch in range(1, config.epochs + 1):
         model.train()
-        for index in torch.randperm(len(texts), generator=generator).split(config.batch_size):
+        for index in length_buckets(lengths, config.batch_size, generator):
             enc = tokenizer(
                 [texts[i] for i in index],
                 truncation=True,
