@@ -3,10 +3,12 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL ?= models/rhetoric-minilm
+MPNET_BASE := $(HOME)/.cache/rhetoric/all-mpnet-base-v2/all-mpnet-base-v2
+TEACHER := models/rhetoric-mpnet
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint train data data-check teacher bench clean
+.PHONY: serve test lint train data data-check teacher mpnet-model bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,11 +35,19 @@ data: .venv
 data-check: .venv
 	$(BIN)/rhetoric data check data/corpus
 
-train: .venv
-	$(BIN)/rhetoric train --preset training/presets/default.toml --out $(MODEL)
+# The default model: a MiniLM student distilled from the teacher (built first if missing).
+train: .venv $(TEACHER)/model-fp32.onnx
+	$(BIN)/rhetoric distill --preset training/presets/default.toml --out $(MODEL)
 
 teacher: .venv
 	$(BIN)/rhetoric base mpnet
+
+# The fine-tuned teacher (about 110 MB INT8, not committed; its card and rhetoric.json are).
+mpnet-model: teacher
+	$(BIN)/rhetoric train --preset training/presets/mpnet.toml --base $(MPNET_BASE) --out $(TEACHER)
+
+$(TEACHER)/model-fp32.onnx:
+	$(MAKE) mpnet-model
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,146 @@
+"""Compare model directories side by side and write docs/models.md.
+
+Quality comes from each model's rhetoric.json (scored at export on the test
+split, which no choice ever used); speed, size and memory are measured here in
+one run: in-process at batch 1 in the served layout, and over HTTP against a
+real `rhetoric serve` with single-sentence requests from two client threads.
+
+    .venv/bin/python bench/models.py models/rhetoric-minilm models/rhetoric-mpnet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service.model_dir import read_model_dir  # noqa: E402
+from service.predictor import Predictor  # noqa: E402
+
+
+def sentences(limit: int) -> list[str]:
+    path = ROOT / "data" / "splits" / "test-articles.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text().splitlines()][:limit]
+
+
+def in_process(model: Path, texts: list[str]) -> float:
+    predictor = Predictor(read_model_dir(model), sessions=os.cpu_count() or 1)
+    predictor.score(texts[:20])
+    started = time.perf_counter()
+    predictor.score(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
+    """Sentences/s and p50 latency (ms) for single-sentence requests; server RSS in MB."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rhetoric_cli", "serve", "--model", str(model), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url + "/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        def call(text: str) -> float:
+            body = json.dumps({"sentences": [text]}).encode()
+            request = urllib.request.Request(url + "/v1/classify", data=body,
+                                             headers={"content-type": "application/json"})
+            started = time.perf_counter()
+            urllib.request.urlopen(request, timeout=30).read()
+            return time.perf_counter() - started
+
+        list(map(call, texts[:20]))
+        started = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            latencies = sorted(pool.map(call, texts))
+        rate = len(texts) / (time.perf_counter() - started)
+        return rate, latencies[len(latencies) // 2] * 1000, rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def row(model: Path, texts: list[str]) -> dict:
+    info = read_model_dir(model)
+    metrics = info.metrics
+    rate_http, p50, rss = over_http(model, texts)
+    return {
+        "model": info.name, "base": Path(info.base_model).name or info.base_model,
+        "size_mb": round(info.model_file.stat().st_size / 2**20, 1),
+        "test_articles_macro_f1": round(metrics["test_articles"]["macro_f1"], 3),
+        "test_articles_per_label": {k: round(v["f1"], 3)
+                                    for k, v in metrics["test_articles"]["labels"].items()},
+        "test_targeted_macro_f1": round(metrics["test_targeted"]["macro_f1"], 3),
+        "in_process_sentences_per_s": round(in_process(model, texts), 1),
+        "http_sentences_per_s": round(rate_http, 1), "http_p50_ms": round(p50, 1),
+        "server_rss_mb": round(rss, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--sentences", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
+    args = parser.parse_args()
+    texts = sentences(args.sentences)
+    rows = [row(m, texts) for m in args.models]
+    labels = list(rows[0]["test_articles_per_label"])
+    lines = [
+        "# Models", "",
+        f"Measured by `bench/models.py` on {date.today()} on this machine ({os.cpu_count()} "
+        f"cores), all models in one run. Quality: the article part of the test split "
+        "(the closest proxy here for real news) and the targeted part, as stored in each "
+        "model's rhetoric.json. Speed: single sentences at batch 1, in-process with one "
+        "one-thread session per core, and over HTTP from two client threads against "
+        "`rhetoric serve`.", "",
+        "| model | base | INT8 size (MB) | test articles macro-F1 | "
+        + " | ".join(f"{lb} F1" for lb in labels)
+        + " | test targeted macro-F1 | in-process sent/s | HTTP sent/s | HTTP p50 ms | "
+        "server RSS (MB) |",
+        "|---" * (10 + len(labels)) + "|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['base']} | {r['size_mb']} | {r['test_articles_macro_f1']} | "
+            + " | ".join(str(r["test_articles_per_label"][lb]) for lb in labels)
+            + f" | {r['test_targeted_macro_f1']} | {r['in_process_sentences_per_s']} | "
+            f"{r['http_sentences_per_s']} | {r['http_p50_ms']} | {r['server_rss_mb']} |")
+    notes = ROOT / "bench" / "models_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
