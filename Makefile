@@ -25,8 +25,8 @@ test: .venv
 	$(BIN)/pytest
 
 lint: .venv
-	$(BIN)/ruff check service training tests rhetoric_cli.py
-	$(BIN)/ruff format --check service training tests rhetoric_cli.py
+	$(BIN)/ruff check service training tests bench rhetoric_cli.py
+	$(BIN)/ruff format --check service training tests bench rhetoric_cli.py
 
 data: .venv
 	$(BIN)/rhetoric data split data/corpus --out data/splits

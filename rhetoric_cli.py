@@ -79,6 +79,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from service.batch import score_command
+
+    return score_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rhetoric", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="inference sessions (env RHETORIC_WORKERS)"
     )
     serve.set_defaults(func=cmd_serve)
+
+    score = commands.add_parser("score", help="label every sentence of an article archive")
+    score.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL/CSV/Parquet, folder, glob")
+    score.add_argument("-o", "--output", required=True, help="sentence table (.parquet, .jsonl)")
+    score.add_argument("--model", default="models/rhetoric-minilm", help="model directory")
+    score.add_argument("--text-field", default="text", help="field holding the article text")
+    score.add_argument("--id-field", default="id", help="article id field (else file:row)")
+    score.add_argument("--per-article", help="also write per-article counts and maxima here")
+    score.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    score.add_argument("--chunk-size", type=int, default=256, help="articles per part file")
+    score.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    score.add_argument("--fail-fast", action="store_true", help="stop at the first bad row")
+    score.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    score.add_argument("--engine", choices=["local", "ray"], default="local", help="runner")
+    score.add_argument("--ray-address", help="join a Ray cluster: auto or ray://host:port")
+    score.add_argument("--actors", type=int, default=None, help="ray: actors (default: CPUs)")
+    score.add_argument("--batch-size", type=int, default=16, help="ray: articles per batch")
+    score.set_defaults(func=cmd_score)
     return parser
 
 
