@@ -60,7 +60,10 @@ def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rhetoric_cli", "serve", "--model", str(model), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -72,8 +75,9 @@ def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
 
         def call(text: str) -> float:
             body = json.dumps({"sentences": [text]}).encode()
-            request = urllib.request.Request(url + "/v1/classify", data=body,
-                                             headers={"content-type": "application/json"})
+            request = urllib.request.Request(
+                url + "/v1/classify", data=body, headers={"content-type": "application/json"}
+            )
             started = time.perf_counter()
             urllib.request.urlopen(request, timeout=30).read()
             return time.perf_counter() - started
@@ -94,14 +98,17 @@ def row(model: Path, texts: list[str]) -> dict:
     metrics = info.metrics
     rate_http, p50, rss = over_http(model, texts)
     return {
-        "model": info.name, "base": Path(info.base_model).name or info.base_model,
+        "model": info.name,
+        "base": Path(info.base_model).name or info.base_model,
         "size_mb": round(info.model_file.stat().st_size / 2**20, 1),
         "test_articles_macro_f1": round(metrics["test_articles"]["macro_f1"], 3),
-        "test_articles_per_label": {k: round(v["f1"], 3)
-                                    for k, v in metrics["test_articles"]["labels"].items()},
+        "test_articles_per_label": {
+            k: round(v["f1"], 3) for k, v in metrics["test_articles"]["labels"].items()
+        },
         "test_targeted_macro_f1": round(metrics["test_targeted"]["macro_f1"], 3),
         "in_process_sentences_per_s": round(in_process(model, texts), 1),
-        "http_sentences_per_s": round(rate_http, 1), "http_p50_ms": round(p50, 1),
+        "http_sentences_per_s": round(rate_http, 1),
+        "http_p50_ms": round(p50, 1),
         "server_rss_mb": round(rss, 1),
     }
 
@@ -116,13 +123,15 @@ def main() -> None:
     rows = [row(m, texts) for m in args.models]
     labels = list(rows[0]["test_articles_per_label"])
     lines = [
-        "# Models", "",
+        "# Models",
+        "",
         f"Measured by `bench/models.py` on {date.today()} on this machine ({os.cpu_count()} "
         f"cores), all models in one run. Quality: the article part of the test split "
         "(the closest proxy here for real news) and the targeted part, as stored in each "
         "model's rhetoric.json. Speed: single sentences at batch 1, in-process with one "
         "one-thread session per core, and over HTTP from two client threads against "
-        "`rhetoric serve`.", "",
+        "`rhetoric serve`.",
+        "",
         "| model | base | INT8 size (MB) | test articles macro-F1 | "
         + " | ".join(f"{lb} F1" for lb in labels)
         + " | test targeted macro-F1 | in-process sent/s | HTTP sent/s | HTTP p50 ms | "
@@ -134,7 +143,8 @@ def main() -> None:
             f"| {r['model']} | {r['base']} | {r['size_mb']} | {r['test_articles_macro_f1']} | "
             + " | ".join(str(r["test_articles_per_label"][lb]) for lb in labels)
             + f" | {r['test_targeted_macro_f1']} | {r['in_process_sentences_per_s']} | "
-            f"{r['http_sentences_per_s']} | {r['http_p50_ms']} | {r['server_rss_mb']} |")
+            f"{r['http_sentences_per_s']} | {r['http_p50_ms']} | {r['server_rss_mb']} |"
+        )
     notes = ROOT / "bench" / "models_notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
