@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,3 +77,34 @@ def tiny_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert code == 0
     return out
+
+
+@contextmanager
+def serve_process(model: Path, log: Path, **env: str) -> Iterator[str]:
+    """A real `rhetoric serve` on a free loopback port; yields its base URL once ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rhetoric_cli", "serve", "--model", str(model)]
+            + ["--port", str(port)],
+            env={**os.environ, "RHETORIC_WORKERS": "1", **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("server did not become ready:\n" + log.read_text())
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

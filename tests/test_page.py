@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serve_process
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -117,12 +113,6 @@ def browser_missing() -> str:
     return ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def api(base: str, path: str, body: object | None = None) -> dict:
     request = urllib.request.Request(
         base + path,
@@ -136,37 +126,10 @@ def api(base: str, path: str, body: object | None = None) -> dict:
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """`rhetoric serve` with an API key and a small document limit, so 401 and 413 show."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "RHETORIC_WORKERS": "1",
-        "RHETORIC_API_KEYS": KEY,
-        "RHETORIC_MAX_DOCUMENT_CHARS": "2000",
-    }
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rhetoric_cli", "serve", "--model", str(tiny_model)]
-            + ["--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not become ready:\n" + log.read_text())
+    limits = {"RHETORIC_API_KEYS": KEY, "RHETORIC_MAX_DOCUMENT_CHARS": "2000"}
+    with serve_process(tiny_model, log, **limits) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def expected_labels(sentence: dict, thresholds: dict[str, float]) -> list[str]:

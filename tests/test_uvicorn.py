@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import serve_process
 
 
-def test_serve_over_http(tiny_model: Path):
-    port = free_port()
-    env = {**os.environ, "RHETORIC_MODEL": str(tiny_model), "RHETORIC_WORKERS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rhetoric_cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
+def test_serve_over_http(tiny_model: Path, tmp_path: Path):
+    with serve_process(tiny_model, tmp_path / "serve.log") as base:
         request = urllib.request.Request(
             base + "/v1/classify",
             data=json.dumps({"sentences": ["We deny it."]}).encode(),
@@ -43,16 +20,8 @@ def test_serve_over_http(tiny_model: Path):
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             body = json.loads(r.read())
-        assert body["results"][0]["text"] == "We deny it."
-        assert set(body["results"][0]["scores"]) == {
-            "threat",
-            "denial",
-            "hedge",
-            "counter_accusation",
-        }
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    assert body["results"][0]["text"] == "We deny it."
+    assert set(body["results"][0]["scores"]) == {"threat", "denial", "hedge", "counter_accusation"}
 
 
 def test_serve_refuses_a_missing_model(tmp_path: Path):
