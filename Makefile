@@ -8,7 +8,7 @@ TEACHER := models/rhetoric-mpnet
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint train data data-check teacher mpnet-model bench clean
+.PHONY: serve test lint train data data-check teacher mpnet-model bench reliability models-doc clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,18 @@ mpnet-model: teacher
 
 $(TEACHER)/model-fp32.onnx:
 	$(MAKE) mpnet-model
+
+# Speed, quality and cost side by side; regenerates docs/performance.md (not part of `test`).
+bench: .venv
+	$(BIN)/python bench/run.py --model $(MODEL)
+
+# Fuzz, soak, overload and fault injection; writes docs/reliability.md.
+reliability: .venv
+	$(BIN)/python bench/reliability.py --model $(MODEL)
+
+# The student and the teacher compared; regenerates docs/models.md.
+models-doc: .venv
+	$(BIN)/python bench/models.py $(MODEL) $(TEACHER)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

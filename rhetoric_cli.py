@@ -14,20 +14,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, distill: bool = False) -> int:
     from training.config import resolve
     from training.trainer import train
 
-    manifest = train(resolve(args))
-    summary = {"out": args.out or "", "metrics": manifest["metrics"]["validation"]}
+    config = resolve(args)
+    if distill and not config.teacher:
+        raise ValueError("distill needs a teacher: pass --teacher DIR (a model directory)")
+    manifest = train(config)
+    summary = {"out": config.out, "metrics": manifest["metrics"]["validation"]}
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    if not args.teacher:
-        raise ValueError("distill needs --teacher DIR (a model directory)")
-    return cmd_train(args)
+    return cmd_train(args, distill=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         # DataError, ModelDirError and config errors are ValueErrors that name their cause.
         print(f"rhetoric: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, file too large, permission denied: no traceback
+        print(f"rhetoric: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("rhetoric: interrupted", file=sys.stderr)
         return 130

@@ -23,9 +23,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,14 +54,53 @@ def error_response(
 class ClassifyRequest(BaseModel):
     sentences: list[str] = Field(examples=[[EXAMPLE, "Shares rose 3% on Monday."]])
     thresholds: dict[str, float] | None = Field(None, examples=[{"hedge": 0.6}])
-    explain: bool = False
+    explain: StrictBool = False
 
 
 class AnalyzeRequest(BaseModel):
     text: str = Field(examples=[f"Minister resigns\n{EXAMPLE} Officials may delay the vote."])
     id: str | None = None
     thresholds: dict[str, float] | None = None
-    explain: bool = False
+    explain: StrictBool = False
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def state_limits(schema: dict[str, Any], labels: tuple[str, ...], limits: Limits) -> None:
+    """Write the limits the engine enforces into the OpenAPI document.
+
+    Validation stays in the engine (its messages name the field); the document only says
+    what will be accepted, so generated clients and fuzzers know it too.
+    """
+    text = {"type": "string", "pattern": "\\S"}
+    thresholds = {
+        "type": "object",
+        "propertyNames": {"enum": list(labels)},
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    }
+    bodies = schema["components"]["schemas"]
+    classify = bodies["ClassifyRequest"]["properties"]
+    analyze = bodies["AnalyzeRequest"]["properties"]
+    classify["sentences"].update(
+        minItems=1,
+        maxItems=limits.max_sentences,
+        items={**text, "maxLength": limits.max_sentence_chars},
+    )
+    analyze["text"].update(text, maxLength=limits.max_document_chars)
+    for body in (classify, analyze):
+        body["thresholds"]["anyOf"][0] = thresholds
 
 
 class BodyLimit:
@@ -140,9 +180,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 400:  # Starlette's "error parsing the body": not UTF-8
+            return error_response(400, "invalid_json", "body is not valid JSON (UTF-8)")
         codes = {404: "not_found", 405: "method_not_allowed"}
         return error_response(
-            err.status_code, codes.get(err.status_code, "http_error"), str(err.detail)
+            err.status_code,
+            codes.get(err.status_code, "http_error"),
+            str(err.detail),
+            err.headers,  # a 405 carries Allow
         )
 
     def run(work: Any) -> Any:
@@ -155,21 +200,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         except InputError as err:
             raise ApiError(422, "invalid_input", str(err)) from err
 
-    @app.post("/v1/classify", tags=["classify"], dependencies=json_post)
+    post_errors = documented(400, 401, 413, 415, 422, 429)
+
+    @app.post("/v1/classify", tags=["classify"], dependencies=json_post, responses=post_errors)
     def classify(body: ClassifyRequest) -> dict[str, Any]:
         """Score each sentence; `labels` are those at or above their threshold."""
         results = run(lambda: engine.classify(body.sentences, body.thresholds, body.explain))
         metrics.scored(results)
         return {"model": model_ref, "results": results}
 
-    @app.post("/v1/analyze", tags=["classify"], dependencies=json_post)
+    @app.post("/v1/analyze", tags=["classify"], dependencies=json_post, responses=post_errors)
     def analyze(body: AnalyzeRequest) -> dict[str, Any]:
         """Split a document into sentences (with offsets) and score each one."""
         result = run(lambda: engine.analyze(body.text, body.thresholds, body.explain))
         metrics.scored(result["sentences"])
         return {"model": model_ref, "id": body.id, **result}
 
-    @app.get("/v1/model", tags=["model"], dependencies=auth)
+    @app.get("/v1/model", tags=["model"], dependencies=auth, responses=documented(401))
     def model() -> dict[str, Any]:
         info = engine.info
         return {
@@ -192,7 +239,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses=documented(503))
     def readyz() -> Response:
         if not engine.ready:
             return error_response(503, "not_ready", "model is warming up")
@@ -205,9 +252,29 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/metrics", tags=["ops"], dependencies=auth)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        dependencies=auth,
+        response_class=PlainTextResponse,
+        responses=documented(401),
+    )
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            state_limits(schema, engine.labels, limits)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_middleware(metrics.middleware)
     if settings.cors_origins:

@@ -226,17 +226,26 @@ def join_parts(opts: Options, info: ModelInfo, chunks: int) -> None:
     out = TableWriter(opts.output, output_schema(info.labels))
     summary = Summarizer(info)
     articles = TableWriter(opts.per_article, summary.schema) if opts.per_article else None
-    with atomic_path(opts.errors) as tmp, tmp.open("w", encoding="utf-8") as errors:
-        for index in range(chunks):
-            table = pq.read_table(part(opts, index, "parquet"))
-            out.write(table)
-            if articles:
-                articles.write(summary.feed(table))
-            errors.write(part(opts, index, "errors.jsonl").read_text(encoding="utf-8"))
-    if articles:
-        articles.write(summary.finish())
-        articles.close()
-    out.close()
+    try:
+        with atomic_path(opts.errors) as tmp, tmp.open("w", encoding="utf-8") as errors:
+            for index in range(chunks):
+                table = pq.read_table(part(opts, index, "parquet"))
+                out.write(table)
+                if articles:
+                    articles.write(summary.feed(table))
+                errors.write(part(opts, index, "errors.jsonl").read_text(encoding="utf-8"))
+        if articles:
+            articles.write(summary.finish())
+            articles.close()
+        out.close()
+    except OSError as err:  # a full disk or a file-size limit: leave no half-written output
+        out.abort()
+        if articles:
+            articles.abort()
+        raise ArchiveError(
+            f"{opts.output}: cannot write the output ({err.strerror or err}); nothing was "
+            "written there and the finished parts are kept: free space, then rerun with --resume"
+        ) from err
     shutil.rmtree(opts.parts)
 
 

@@ -175,8 +175,8 @@ class Engine:
     def evidence(self, text: str, scores: np.ndarray, fired: list[str]) -> dict[str, list[dict]]:
         """Occlusion: how far each label's score falls when one word is removed.
 
-        All variants of the sentence run as one batch, so the cost is one
-        inference call whatever the sentence length.
+        The variants of the sentence run as one batch cut into one chunk per session,
+        all sessions at once.
         """
         if not fired:
             return {}
@@ -191,7 +191,7 @@ class Engine:
         for row, e in enumerate(encodings):
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
-        occluded = self.predictor.run_ids(ids, mask)
+        occluded = self.predictor.run_ids_spread(ids, mask)
         evidence = {}
         for label in fired:
             j = self.labels.index(label)

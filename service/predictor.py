@@ -50,6 +50,31 @@ def open_session(model_file: Path, threads: int = 1) -> ort.InferenceSession:
         raise ModelDirError(f"{model_file}: ONNX Runtime cannot load it ({err})") from err
 
 
+def _accepts(session: ort.InferenceSession, token_id: int) -> bool:
+    """Whether the graph's embedding table has a row for `token_id`."""
+    ids = np.asarray([[token_id]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": ids * 0}
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # the expected out-of-range error is not worth a log line
+    try:
+        session.run(None, {i.name: feed[i.name] for i in session.get_inputs()}, quiet)
+    except Exception:  # ORT raises its own types (InvalidArgument) for an index out of range
+        return False
+    return True
+
+
+def check_vocabulary(session: ort.InferenceSession, tokenizer: Tokenizer, info: ModelInfo) -> None:
+    """The tokenizer must index the graph's embedding table exactly: its last id must be a
+    row of the table and the next id must not. A tokenizer.json from another model whose
+    sha256 was recorded anyway passes the hash check; it does not pass this one."""
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    if not _accepts(session, size - 1) or _accepts(session, size):
+        raise ModelDirError(
+            f"{info.tokenizer_file}: the tokenizer has {size} tokens but the graph's embedding "
+            "table does not; tokenizer.json belongs to another model"
+        )
+
+
 class Predictor:
     """Scores sentences with a pool of ONNX Runtime sessions, one sentence per run."""
 
@@ -76,6 +101,7 @@ class Predictor:
                 f"{graph}: graph outputs {width} scores but rhetoric.json "
                 f"lists {len(info.labels)} labels {list(info.labels)}"
             )
+        check_vocabulary(first, self.tokenizer, info)
         self._executor = ThreadPoolExecutor(self.sessions, thread_name_prefix="ort")
 
     @contextmanager
@@ -95,6 +121,12 @@ class Predictor:
         with self._session() as session:
             (probs,) = session.run(None, {k: feed[k] for k in self.input_names})
         return np.asarray(probs, dtype=np.float32)
+
+    def run_ids_spread(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run the rows of a batch on every session at once, one chunk per session."""
+        chunks = [c for c in np.array_split(np.arange(len(ids)), self.sessions) if len(c)]
+        parts = self._executor.map(lambda rows: self.run_ids(ids[rows], mask[rows]), chunks)
+        return np.concatenate(list(parts))
 
     def score_one(self, text: str) -> Scored:
         encoding = self.encode(text)

@@ -182,7 +182,7 @@ def test_model_health_ready_metrics(client):
             {"sentences": ["x"], "explain": "maybe"},
             422,
             "invalid_input",
-            "explain: Input should be a valid boolean, unable to interpret input",
+            "explain: Input should be a valid boolean",
         ),
     ],
 )

@@ -241,3 +241,9 @@ def test_length_buckets_cover_every_sentence_once():
     assert spread <= 20
     again = length_buckets(lengths, 8, torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_distill_without_teacher_is_an_error(tmp_path: Path, capsys):
+    code = main(["distill", "--data", str(FIXTURES / "tiny_train.jsonl"), "--out", str(tmp_path)])
+    assert code == 2
+    assert "distill needs a teacher: pass --teacher DIR" in capsys.readouterr().err

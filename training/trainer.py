@@ -258,7 +258,9 @@ def export_model_dir(
     export.to_onnx(model, out / export.FP32_FILE)
     shutil.copy(out / export.FP32_FILE, out / MODEL_FILE)
     if config.quantize:
-        export.quantize(out / export.FP32_FILE, out / MODEL_FILE)
+        bert = model.config.model_type == "bert"
+        shape = (model.config.num_attention_heads, model.config.hidden_size) if bert else None
+        export.quantize(out / export.FP32_FILE, out / MODEL_FILE, shape)
     draft = {
         "name": config.name,
         "version": config.version,
