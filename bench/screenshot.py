@@ -14,19 +14,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import serve_process  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from test_page import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 ARTICLE = (Path(__file__).parent / "screenshot_article.txt").read_text(encoding="utf-8")
-
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:
@@ -34,7 +24,7 @@ def main() -> None:
         log = Path(tmp) / "serve.log"
         model = ROOT / "models" / "rhetoric-minilm"
         with serve_process(model, log) as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 1000})
             page.goto(base + "/")
             page.fill("#article", ARTICLE)
