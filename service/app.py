@@ -146,7 +146,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.engine, app.state.metrics = engine, metrics
 
-    def authorised(request: Request) -> None:
+    # Dependencies are async: a sync one costs a worker-thread hop on every request.
+    async def authorised(request: Request) -> None:
         if not settings.api_keys:
             return
         header = request.headers.get("authorization", "")
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if not any(hmac.compare_digest(token, key) for key in settings.api_keys):
             raise ApiError(401, "unauthorized", "missing or invalid bearer token")
 
-    def json_body(request: Request) -> None:
+    async def json_body(request: Request) -> None:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise ApiError(
