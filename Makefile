@@ -36,7 +36,7 @@ data-check: .venv
 	$(BIN)/rhetoric data check data/corpus
 
 # The default model: a MiniLM student distilled from the teacher (built first if missing).
-train: .venv $(TEACHER)/model-fp32.onnx
+train: .venv $(TEACHER)/model.onnx
 	$(BIN)/rhetoric distill --preset training/presets/default.toml --out $(MODEL)
 
 teacher: .venv
@@ -46,7 +46,7 @@ teacher: .venv
 mpnet-model: teacher
 	$(BIN)/rhetoric train --preset training/presets/mpnet.toml --base $(MPNET_BASE) --out $(TEACHER)
 
-$(TEACHER)/model-fp32.onnx:
+$(TEACHER)/model.onnx:
 	$(MAKE) mpnet-model
 
 # Speed, quality and cost side by side; regenerates docs/performance.md (not part of `test`).

@@ -57,12 +57,15 @@ from run import (  # noqa: E402
     percentiles,
     read_sentences,
     request,
+    score_command,
     serving,
     training_running,
 )
 
 from service.model_dir import sha256_file  # noqa: E402
 
+# Small chunks, so a kill at a random moment lands between many committed parts.
+CHUNKS = ("--chunk-size", "2")
 MPNET_TOKENIZER = Path.home() / ".cache/rhetoric/all-mpnet-base-v2/all-mpnet-base-v2/tokenizer.json"
 
 
@@ -369,22 +372,6 @@ def score_available() -> bool:
     return done.returncode == 0
 
 
-def score_command(model: Path, archive: Path, output: Path, *extra: str) -> list[str]:
-    return [
-        str(BIN / "rhetoric"),
-        "score",
-        str(archive),
-        "-o",
-        str(output),
-        "--model",
-        str(model),
-        "--chunk-size",
-        "2",
-        "--quiet",
-        *extra,
-    ]
-
-
 def rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -400,7 +387,9 @@ def batch_faults(model: Path, plan: Plan, work: Path) -> dict[str, Any]:
     reference = work / "reference.jsonl"
     print("[batch] uninterrupted reference run", file=sys.stderr, flush=True)
     started = time.monotonic()
-    done = subprocess.run(score_command(model, archive, reference), capture_output=True, text=True)
+    done = subprocess.run(
+        score_command(model, archive, reference, *CHUNKS), capture_output=True, text=True
+    )
     if done.returncode != 0:
         return {"error": f"reference run failed: {done.stderr[-800:]}"}
     duration = time.monotonic() - started
@@ -426,7 +415,9 @@ def kill_and_resume(
     delay = random.Random(k).uniform(0.3, 0.8) * duration
     print(f"[batch] kill {k + 1} at {delay:.1f} s, then --resume", file=sys.stderr, flush=True)
     proc = subprocess.Popen(
-        score_command(model, archive, output), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        score_command(model, archive, output, *CHUNKS),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     time.sleep(delay)
     finished_first = proc.poll() is not None
@@ -438,7 +429,7 @@ def kill_and_resume(
     proc.wait()
     orphans = reap_orphans(workers)
     resumed = subprocess.run(
-        score_command(model, archive, output, "--resume"), capture_output=True, text=True
+        score_command(model, archive, output, *CHUNKS, "--resume"), capture_output=True, text=True
     )
     equal = resumed.returncode == 0 and output.exists() and rows(output) == expected
     return {
@@ -490,7 +481,7 @@ def expect_clean_failure(
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     done = subprocess.run(
-        score_command(model, archive, output, "--fail-fast"),
+        score_command(model, archive, output, *CHUNKS, "--fail-fast"),
         capture_output=True,
         text=True,
         preexec_fn=limit,
@@ -535,7 +526,7 @@ def full_disk(model: Path, archive: Path, work: Path, expected: list[dict]) -> d
     print("[batch] full disk (RLIMIT_FSIZE 16 KB)", file=sys.stderr, flush=True)
     result = expect_clean_failure(model, archive, output, 16_384)
     resumed = subprocess.run(
-        score_command(model, archive, output, "--resume"), capture_output=True, text=True
+        score_command(model, archive, output, *CHUNKS, "--resume"), capture_output=True, text=True
     )
     result["resumed_equal_to_uninterrupted"] = (
         resumed.returncode == 0 and output.exists() and rows(output) == expected

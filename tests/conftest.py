@@ -52,31 +52,48 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def train_tiny(base: Path, data: Path, validation: Path, out: Path, *extra: str) -> int:
+    """`rhetoric train` for one epoch on a tiny base: the call the training tests share."""
+    from rhetoric_cli import main
+
+    return main(
+        ["train", "--data", str(data), "--validation", str(validation), "--base", str(base)]
+        + ["--epochs", "1", "--out", str(out), "--min-int8-agreement", "0", *extra]
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory trained for one epoch on the tiny corpus."""
-    from rhetoric_cli import main
-
     out = tmp_path_factory.mktemp("models") / "tiny"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(FIXTURES / "tiny_train.jsonl"),
-            "--validation",
-            str(FIXTURES / "tiny_validation.jsonl"),
-            "--base",
-            str(tiny_base),
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-            "--min-int8-agreement",
-            "0.5",
-        ]
-    )
+    train, validation = FIXTURES / "tiny_train.jsonl", FIXTURES / "tiny_validation.jsonl"
+    code = train_tiny(tiny_base, train, validation, out, "--min-int8-agreement", "0.5")
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model: Path):
+    """The service on the tiny model, with limits small enough to hit in a test."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    return create_app(
+        Settings(
+            model=tiny_model,
+            workers=2,
+            max_sentences=8,
+            max_body_bytes=20_000,
+            max_document_chars=5_000,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
 
 
 @contextmanager

@@ -31,24 +31,6 @@ from schemathesis.specs.openapi.checks import response_schema_conformance  # noq
 LABELS = ["threat", "denial", "hedge", "counter_accusation"]
 
 
-@pytest.fixture(scope="module")
-def app(tiny_model: Path):
-    return create_app(
-        Settings(
-            model=tiny_model,
-            workers=2,
-            max_sentences=8,
-            max_body_bytes=20_000,
-            max_document_chars=5_000,
-        )
-    )
-
-
-@pytest.fixture(scope="module")
-def client(app) -> TestClient:
-    return TestClient(app)
-
-
 def test_fuzz_never_5xx_and_documented_responses_match(app):
     """Every operation of the OpenAPI document, generated cases, through the ASGI app."""
     api = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,21 +18,6 @@ from service.model_dir import ModelDirError
 from service.settings import Settings
 
 LABELS = ["threat", "denial", "hedge", "counter_accusation"]
-
-
-@pytest.fixture(scope="module")
-def client(tiny_model: Path) -> TestClient:
-    return TestClient(
-        create_app(
-            Settings(
-                model=tiny_model,
-                workers=2,
-                max_sentences=8,
-                max_body_bytes=20_000,
-                max_document_chars=5_000,
-            )
-        )
-    )
 
 
 def post(client: TestClient, path: str, body: object) -> tuple[int, dict]:

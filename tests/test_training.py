@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from conftest import train_tiny
 
 from rhetoric_cli import main
 from service.model_dir import read_model_dir
@@ -99,26 +100,7 @@ def test_custom_label_set_flows_through(tiny_base: Path, tmp_path: Path):
     data = tmp_path / "custom.jsonl"
     data.write_text("".join(json.dumps({"text": t, "labels": lb}) + "\n" for t, lb in rows))
     out = tmp_path / "custom-model"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(data),
-                "--validation",
-                str(data),
-                "--base",
-                str(tiny_base),
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--min-int8-agreement",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert train_tiny(tiny_base, data, data, out) == 0
     assert read_model_dir(out).labels == ("appeal_to_fear", "whataboutism")
 
 
@@ -178,7 +160,7 @@ def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_
     teacher = onnx_probs(
         read_model_dir(tiny_model),
         ["The envoy hinted at reprisals.", "Rain fell."],
-        "model-fp32.onnx",
+        "model.onnx",  # the teacher as it serves
     )
     texts, gold_only = training_targets(TrainConfig(**base, distill_alpha=1.0), splits)
     _, soft_only = training_targets(TrainConfig(**base, distill_alpha=0.0), splits)
