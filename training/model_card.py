@@ -7,6 +7,8 @@ from typing import Any
 
 import jinja2
 
+from training.teacher import SAFETENSORS_SHA256
+
 TEMPLATE = Path(__file__).parent / "model_card.md.j2"
 
 # One-line definitions of the default labels (data/GUIDELINES.md has the full rules).
@@ -36,6 +38,7 @@ def write_model_card(
         m=manifest,
         state=state,
         mistakes=mistakes,
+        mpnet_sha256=SAFETENSORS_SHA256,
         reports={k: v for k, v in manifest["metrics"].items()},
     )
     (out / "README.md").write_text(text, encoding="utf-8")
