@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from service.model_dir import read_model_dir  # noqa: E402
 from service.predictor import Predictor  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from run import Encoder, ort_op_profile  # noqa: E402
 
 
 def sentences(limit: int) -> list[str]:
@@ -93,6 +97,16 @@ def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
         server.wait(timeout=30)
 
 
+def kernel_profile(model: Path, texts: list[str]) -> dict:
+    """ONNX Runtime's own profile at batch 1 on one thread: where a sentence's time goes."""
+    info = read_model_dir(model)
+    encode = Encoder(info)
+    with tempfile.TemporaryDirectory() as work:
+        profile = ort_op_profile(info.model_file, encode, texts[:100], Path(work))
+    tokens = encode.lengths(texts)
+    return {**profile, "mean_tokens": round(sum(tokens) / len(tokens), 1)}
+
+
 def row(model: Path, texts: list[str]) -> dict:
     info = read_model_dir(model)
     metrics = info.metrics
@@ -110,6 +124,7 @@ def row(model: Path, texts: list[str]) -> dict:
         "http_sentences_per_s": round(rate_http, 1),
         "http_p50_ms": round(p50, 1),
         "server_rss_mb": round(rss, 1),
+        "profile": kernel_profile(model, texts),
     }
 
 
@@ -119,7 +134,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
-    texts = sentences(args.sentences)
+    texts = sentences(args.sentences)  # the first sentences of the test articles
     rows = [row(m, texts) for m in args.models]
     labels = list(rows[0]["test_articles_per_label"])
     lines = [
@@ -136,7 +151,7 @@ def main() -> None:
         + " | ".join(f"{lb} F1" for lb in labels)
         + " | test targeted macro-F1 | in-process sent/s | HTTP sent/s | HTTP p50 ms | "
         "server RSS (MB) |",
-        "|---" * (10 + len(labels)) + "|",
+        "|---" * (9 + len(labels)) + "|",
     ]
     for r in rows:
         lines.append(
@@ -145,6 +160,18 @@ def main() -> None:
             + f" | {r['test_targeted_macro_f1']} | {r['in_process_sentences_per_s']} | "
             f"{r['http_sentences_per_s']} | {r['http_p50_ms']} | {r['server_rss_mb']} |"
         )
+    lines += [
+        "",
+        f"Where the time goes: ONNX Runtime's profile of each served graph at batch 1 on one "
+        f"thread, over the first 100 of the {len(texts)} sentences.",
+        "",
+        "| model | mean tokens | kernel ms per sentence | time by operator |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        p = r["profile"]
+        ops = ", ".join(f"{op} {share:.0%}" for op, share in p["share"].items())
+        lines.append(f"| {r['model']} | {p['mean_tokens']} | {p['ms_per_sentence']} | {ops} |")
     notes = ROOT / "bench" / "models_notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
