@@ -18,7 +18,7 @@ import hmac
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,16 +51,26 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def json_number(value: Any) -> Any:
+    """Pydantic's lax mode would turn "0.5" or true into a float; the document says number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+Threshold = Annotated[float, BeforeValidator(json_number)]
+
+
 class ClassifyRequest(BaseModel):
     sentences: list[str] = Field(examples=[[EXAMPLE, "Shares rose 3% on Monday."]])
-    thresholds: dict[str, float] | None = Field(None, examples=[{"hedge": 0.6}])
+    thresholds: dict[str, Threshold] | None = Field(None, examples=[{"hedge": 0.6}])
     explain: StrictBool = False
 
 
 class AnalyzeRequest(BaseModel):
     text: str = Field(examples=[f"Minister resigns\n{EXAMPLE} Officials may delay the vote."])
     id: str | None = None
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[str, Threshold] | None = None
     explain: StrictBool = False
 
 

@@ -149,6 +149,17 @@ def test_explain_must_be_a_boolean(client):
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("value", ["0.5", True])
+@pytest.mark.parametrize("body", [{"sentences": ["Rain."]}, {"text": "Rain."}])
+def test_thresholds_must_be_numbers(client, body, value):
+    """Fuzzing found "0.5" and true accepted as thresholds (ST201): lax float parsing."""
+    path = "/v1/classify" if "sentences" in body else "/v1/analyze"
+    response = client.post(path, json={**body, "thresholds": {"hedge": value}})
+    assert response.status_code == 422
+    assert "thresholds" in response.json()["error"]["message"]
+    assert client.post(path, json={**body, "thresholds": {"hedge": 1}}).status_code == 200
+
+
 def test_schema_states_what_the_service_rejects(app):
     body = app.openapi()["components"]["schemas"]["ClassifyRequest"]["properties"]
     assert body["sentences"].get("minItems") == 1
