@@ -38,8 +38,8 @@ def sentences(limit: int) -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines()][:limit]
 
 
-def in_process(model: Path, texts: list[str]) -> float:
-    predictor = Predictor(read_model_dir(model), sessions=os.cpu_count() or 1)
+def in_process(info, texts: list[str]) -> float:
+    predictor = Predictor(info, sessions=os.cpu_count() or 1)
     predictor.score(texts[:20])
     started = time.perf_counter()
     predictor.score(texts)
@@ -97,9 +97,8 @@ def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
         server.wait(timeout=30)
 
 
-def kernel_profile(model: Path, texts: list[str]) -> dict:
+def kernel_profile(info, texts: list[str]) -> dict:
     """ONNX Runtime's own profile at batch 1 on one thread: where a sentence's time goes."""
-    info = read_model_dir(model)
     encode = Encoder(info)
     with tempfile.TemporaryDirectory() as work:
         profile = ort_op_profile(info.model_file, encode, texts[:100], Path(work))
@@ -120,11 +119,11 @@ def row(model: Path, texts: list[str]) -> dict:
             k: round(v["f1"], 3) for k, v in metrics["test_articles"]["labels"].items()
         },
         "test_targeted_macro_f1": round(metrics["test_targeted"]["macro_f1"], 3),
-        "in_process_sentences_per_s": round(in_process(model, texts), 1),
+        "in_process_sentences_per_s": round(in_process(info, texts), 1),
         "http_sentences_per_s": round(rate_http, 1),
         "http_p50_ms": round(p50, 1),
         "server_rss_mb": round(rss, 1),
-        "profile": kernel_profile(model, texts),
+        "profile": kernel_profile(info, texts),
     }
 
 
