@@ -30,7 +30,15 @@ from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.engine import Engine, InputError, Limits, Overloaded, TooLarge, load_engine
+from service.engine import (
+    VISIBLE,
+    Engine,
+    InputError,
+    Limits,
+    Overloaded,
+    TooLarge,
+    load_engine,
+)
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -94,7 +102,7 @@ def state_limits(schema: dict[str, Any], labels: tuple[str, ...], limits: Limits
     Validation stays in the engine (its messages name the field); the document only says
     what will be accepted, so generated clients and fuzzers know it too.
     """
-    text = {"type": "string", "pattern": "\\S"}
+    text = {"type": "string", "pattern": VISIBLE}
     thresholds = {
         "type": "object",
         "propertyNames": {"enum": list(labels)},

@@ -21,6 +21,11 @@ from service.segment import split_sentences
 
 _WORD = re.compile(r"[\w'’-]+")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# A character that is not blank by any common definition of whitespace: Python's
+# (which adds U+001C-U+001F and U+0085) or ECMA-262's (which adds U+FEFF). The OpenAPI
+# document states the same pattern, so a fuzzer's "valid" text is text the engine accepts.
+VISIBLE = r"[^\s\x1c-\x1f\x85\ufeff]"
+_VISIBLE = re.compile(VISIBLE)
 EVIDENCE_PER_LABEL = 3
 
 
@@ -102,7 +107,7 @@ class Engine:
                 f"at most {self.limits.max_sentences} sentences per request, found {len(sentences)}"
             )
         for i, sentence in enumerate(sentences):
-            if not sentence.strip():
+            if not _VISIBLE.search(sentence):
                 raise InputError(f"sentences[{i}] is empty or whitespace only")
             if len(sentence) > self.limits.max_sentence_chars:
                 raise InputError(
@@ -152,7 +157,7 @@ class Engine:
             raise TooLarge(
                 f"text has {len(text)} characters; the limit is {self.limits.max_document_chars}"
             )
-        if not text.strip():
+        if not _VISIBLE.search(text):
             raise InputError("text is empty or whitespace only")
         document = clean(text)
         limits = self.check_thresholds(thresholds)

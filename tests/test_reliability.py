@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 
@@ -164,6 +166,24 @@ def test_schema_states_what_the_service_rejects(app):
     body = app.openapi()["components"]["schemas"]["ClassifyRequest"]["properties"]
     assert body["sentences"].get("minItems") == 1
     assert body["thresholds"]["anyOf"][0]["propertyNames"]["enum"] == LABELS
+
+
+@pytest.mark.parametrize(
+    "text", ["\x1f", "\x1c \x1d", "\x85", "\ufeff", " \t\n", "\u2003", "x\x1f", "\u200b", "a"]
+)
+def test_documented_pattern_is_what_the_engine_accepts(app, client, text):
+    """Fuzzing found "\\x1f" valid by the documented \\S but blank to str.strip() (ST202)."""
+    schemas = app.openapi()["components"]["schemas"]
+    pattern = schemas["ClassifyRequest"]["properties"]["sentences"]["items"]["pattern"]
+    assert schemas["AnalyzeRequest"]["properties"]["text"]["pattern"] == pattern
+    valid = re.search(pattern, text) is not None
+    # schemathesis checks with jsonschema_rs, whose \\s is not Python's
+    assert (
+        jsonschema_rs.validator_for({"type": "string", "pattern": pattern}).is_valid(text) == valid
+    )
+    for path, body in (("/v1/classify", {"sentences": [text]}), ("/v1/analyze", {"text": text})):
+        response = client.post(path, json=body)
+        assert response.status_code == (200 if valid else 422), (path, response.text)
 
 
 def test_405_names_the_allowed_methods(client):
