@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.model_dir import read_model_dir  # noqa: E402
+from service.model_dir import ModelInfo, read_model_dir  # noqa: E402
 from service.predictor import Predictor  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -38,7 +38,7 @@ def sentences(limit: int) -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text().splitlines()][:limit]
 
 
-def in_process(info, texts: list[str]) -> float:
+def in_process(info: ModelInfo, texts: list[str]) -> float:
     predictor = Predictor(info, sessions=os.cpu_count() or 1)
     predictor.score(texts[:20])
     started = time.perf_counter()
@@ -97,7 +97,7 @@ def over_http(model: Path, texts: list[str]) -> tuple[float, float, float]:
         server.wait(timeout=30)
 
 
-def kernel_profile(info, texts: list[str]) -> dict:
+def kernel_profile(info: ModelInfo, texts: list[str]) -> dict:
     """ONNX Runtime's own profile at batch 1 on one thread: where a sentence's time goes."""
     encode = Encoder(info)
     with tempfile.TemporaryDirectory() as work:
