@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -161,11 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    if func in (cmd_train, cmd_distill, cmd_export):
+        # `kill`, a CI timeout or a cluster pre-empting the job sends SIGTERM: unwind like
+        # Ctrl-C, so the half-written model directory is removed instead of left behind.
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         return func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +233,25 @@ def test_distill_without_teacher_is_an_error(tmp_path: Path, capsys):
     code = main(["distill", "--data", str(FIXTURES / "tiny_train.jsonl"), "--out", str(tmp_path)])
     assert code == 2
     assert "distill needs a teacher: pass --teacher DIR" in capsys.readouterr().err
+
+
+def test_sigterm_removes_the_unfinished_model_directory(tiny_base: Path, tmp_path: Path):
+    """A killed training run (CI timeout, pre-empted cluster job) leaves no half-written folder."""
+    out = tmp_path / "models" / "killed"
+    train, validation = FIXTURES / "tiny_train.jsonl", FIXTURES / "tiny_validation.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rhetoric_cli", "train", "--data", str(train)]
+        + ["--validation", str(validation), "--base", str(tiny_base), "--epochs", "500"]
+        + ["--out", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".killed.*/checkpoint")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert list(out.parent.iterdir()) == []
