@@ -52,14 +52,18 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def tiny_train_args(base: Path, data: Path, validation: Path, out: Path, *extra: str) -> list[str]:
+    """`rhetoric train` arguments for one epoch on a tiny base; later flags override earlier."""
+    data_flags = ["--data", str(data), "--validation", str(validation), "--base", str(base)]
+    run_flags = ["--epochs", "1", "--out", str(out), "--min-int8-agreement", "0"]
+    return ["train", *data_flags, *run_flags, *extra]
+
+
 def train_tiny(base: Path, data: Path, validation: Path, out: Path, *extra: str) -> int:
-    """`rhetoric train` for one epoch on a tiny base: the call the training tests share."""
+    """`rhetoric train` in-process: the call the training tests share."""
     from rhetoric_cli import main
 
-    return main(
-        ["train", "--data", str(data), "--validation", str(validation), "--base", str(base)]
-        + ["--epochs", "1", "--out", str(out), "--min-int8-agreement", "0", *extra]
-    )
+    return main(tiny_train_args(base, data, validation, out, *extra))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from conftest import train_tiny
+from conftest import tiny_train_args, train_tiny
 
 from rhetoric_cli import main
 from service.model_dir import read_model_dir
@@ -239,12 +239,9 @@ def test_sigterm_removes_the_unfinished_model_directory(tiny_base: Path, tmp_pat
     """A killed training run (CI timeout, pre-empted cluster job) leaves no half-written folder."""
     out = tmp_path / "models" / "killed"
     train, validation = FIXTURES / "tiny_train.jsonl", FIXTURES / "tiny_validation.jsonl"
+    args = tiny_train_args(tiny_base, train, validation, out, "--epochs", "500")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rhetoric_cli", "train", "--data", str(train)]
-        + ["--validation", str(validation), "--base", str(tiny_base), "--epochs", "500"]
-        + ["--out", str(out)],
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "rhetoric_cli", *args], stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
     while not list(out.parent.glob(".killed.*/checkpoint")) and time.monotonic() < deadline:
