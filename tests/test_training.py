@@ -92,6 +92,18 @@ def test_export_from_checkpoint_reproduces_scores(tiny_model: Path, tmp_path: Pa
     np.testing.assert_allclose(first, second, atol=1e-6)
 
 
+def test_export_leaves_the_model_in_eval_mode(tiny_base: Path, tmp_path: Path):
+    """torch.onnx.export restores the training mode it finds on the wrapper; a wrapper in
+    training mode switched dropout back on in the model for whoever scored it next."""
+    from transformers import AutoModelForSequenceClassification
+
+    from training.export import to_onnx
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_base, num_labels=4)
+    to_onnx(model, tmp_path / "model.onnx")
+    assert not any(module.training for module in model.modules())
+
+
 def test_custom_label_set_flows_through(tiny_base: Path, tmp_path: Path):
     rows = [
         ("Look at their own record first.", ["whataboutism"]),

@@ -48,7 +48,7 @@ def uses_token_types(model: torch.nn.Module) -> bool:
 def to_onnx(model: torch.nn.Module, path: Path) -> None:
     model.eval()
     token_types = uses_token_types(model)
-    wrapper = WithSigmoid(model, token_types)
+    wrapper = WithSigmoid(model, token_types).eval()  # export restores the mode it finds
     ids = torch.ones((2, 12), dtype=torch.long)
     inputs = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if token_types else ())
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_types else [])
