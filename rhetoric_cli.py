@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a checkpoint to a model directory")
     export.add_argument("--checkpoint", required=True, help="checkpoint folder written by train")
     export.add_argument("--out", required=True, help="model directory to write")
-    export.add_argument("--data", help="labelled data for thresholds (default: train's validation)")
+    export.add_argument(
+        "--data",
+        help="labelled data for thresholds and validation metrics "
+        "(default: train's threshold_data and validation, as train used them)",
+    )
     export.set_defaults(func=cmd_export)
 
     evaluate = commands.add_parser("evaluate", help="score labelled data with a model directory")

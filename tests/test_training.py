@@ -92,6 +92,19 @@ def test_export_from_checkpoint_reproduces_scores(tiny_model: Path, tmp_path: Pa
     np.testing.assert_allclose(first, second, atol=1e-6)
 
 
+def test_export_without_data_repeats_what_train_wrote(tiny_base: Path, tmp_path: Path):
+    """Thresholds from threshold_data, validation metrics from validation, as train did."""
+    train, validation = FIXTURES / "tiny_train.jsonl", FIXTURES / "tiny_validation.jsonl"
+    trained = tmp_path / "trained"
+    assert train_tiny(tiny_base, train, validation, trained, "--threshold-data", str(train)) == 0
+    again = tmp_path / "again"
+    assert main(["export", "--checkpoint", str(trained / "checkpoint"), "--out", str(again)]) == 0
+    first, second = read_model_dir(trained), read_model_dir(again)
+    assert second.thresholds == first.thresholds
+    assert second.metrics["validation"] == first.metrics["validation"]
+    assert second.metrics["validation"]["n"] == len(validation.read_text().splitlines())
+
+
 def test_export_leaves_the_model_in_eval_mode(tiny_base: Path, tmp_path: Path):
     """torch.onnx.export restores the training mode it finds on the wrapper; a wrapper in
     training mode switched dropout back on in the model for whoever scored it next."""

@@ -387,10 +387,13 @@ def export_checkpoint(checkpoint: Path, out: Path, data: str | None = None) -> d
     state = json.loads(state_file.read_text())
     config = TrainConfig(**state["config"])
     labels = state["labels"]
-    source = data or config.threshold_data or config.validation
-    if not source:
+    # As train did: thresholds on threshold_data, validation metrics on validation.
+    tuning_file = data or config.threshold_data or config.validation
+    validation_file = data or config.validation or tuning_file
+    if not tuning_file:
         raise DataError("pass --data: the checkpoint was trained with a holdout split")
-    records = read_records(source, labels)
-    check_labels(records, labels)
+    tuning = read_records(tuning_file, labels)
+    validation = tuning if validation_file == tuning_file else read_records(validation_file, labels)
+    check_labels(tuning + validation, labels)
     with atomic_dir(out) as work:
-        return export_model_dir(checkpoint, work, state, records, records)
+        return export_model_dir(checkpoint, work, state, tuning, validation)
