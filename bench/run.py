@@ -242,7 +242,7 @@ def model_shape(info: ModelInfo) -> dict[str, int]:
 
 
 def fuse(info: ModelInfo, fp32: Path, work: Path) -> Path:
-    """ORT's offline BERT fusions (Attention, SkipLayerNorm, BiasGelu) of the fp32 export."""
+    """ORT's offline BERT fusions (Attention, BiasGelu, EmbedLayerNorm) of the fp32 export."""
     from training.export import fuse_bert
 
     shape = model_shape(info)

@@ -69,15 +69,25 @@ def to_onnx(model: torch.nn.Module, path: Path) -> None:
 
 
 def fuse_bert(fp32: Path, fused: Path, heads: int, hidden: int) -> None:
-    """ONNX Runtime's offline BERT fusions: Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm.
+    """ONNX Runtime's offline BERT fusions: Attention, BiasGelu, EmbedLayerNorm.
 
     Quantising the fused graph gives fused INT8 kernels (QAttention); quantising the raw
     export leaves attention as dozens of small ops that ORT cannot fuse afterwards.
+    SkipLayerNormalization is left out: on these CPUs it was slower than the Add and
+    LayerNormalization it replaces (bench/models_notes.md; service/predictor.py).
     """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False
     model = optimize_model(
-        str(fp32), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+        str(fp32),
+        model_type="bert",
+        num_heads=heads,
+        hidden_size=hidden,
+        opt_level=0,
+        optimization_options=options,
     )
     model.save_model_to_file(str(fused))
 
