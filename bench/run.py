@@ -52,7 +52,7 @@ BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
 
 from service.model_dir import ModelInfo, read_model_dir  # noqa: E402
-from service.predictor import open_session  # noqa: E402
+from service.predictor import SLOW_FUSIONS, open_session  # noqa: E402
 
 BATCH_SIZES = (1, 8, 32, 128)
 CONCURRENCY = (1, 4, 16, 64)
@@ -821,7 +821,9 @@ def ort_op_profile(model_file: Path, encode: Encoder, texts: Sequence[str], work
     options.inter_op_num_threads = 1
     options.enable_profiling = True
     options.profile_file_prefix = str(work / f"ort-{model_file.stem}")
-    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(model_file), options, ["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS
+    )  # as served (service/predictor.py)
     names = [i.name for i in session.get_inputs()]
     for text in texts:
         ids, mask = encode([text])
