@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.model_dir import ModelInfo, read_model_dir  # noqa: E402
+from service.model_dir import ModelDirError, ModelInfo, read_model_dir  # noqa: E402
 from service.predictor import Predictor  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -140,6 +140,11 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
+    for model in args.models:  # fail before minutes of measuring, not after
+        try:
+            read_model_dir(model)
+        except ModelDirError as err:
+            parser.exit(2, f"error: {err}; build it first (the teacher: make mpnet-model)\n")
     texts = sentences(args.sentences)  # the first sentences of the test articles
     rows = [row(m, texts) for m in args.models]
     labels = list(rows[0]["test_articles_per_label"])
