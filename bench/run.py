@@ -1359,7 +1359,10 @@ def main(argv: list[str] | None = None) -> int:
     info = read_model_dir(model)
     for name in ("model-fp32.onnx", "model.onnx"):
         if not (model / name).is_file():
-            parser.error(f"{model} has no {name}; the benchmark needs both graphs")
+            parser.error(
+                f"{model} has no {name}; the benchmark compares the fp32 and INT8 graphs, and "
+                "git holds only the INT8 one: `make train` rebuilds the bundled model with both"
+            )
     busy = training_running()
     if busy:
         print("warning: a training job is running; figures will be low", file=sys.stderr)
