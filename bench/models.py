@@ -112,10 +112,9 @@ def kernel_profile(info: ModelInfo, texts: list[str]) -> dict:
     return {**profile, "mean_tokens": round(sum(tokens) / len(tokens), 1)}
 
 
-def row(model: Path, texts: list[str]) -> dict:
-    info = read_model_dir(model)
+def row(info: ModelInfo, texts: list[str]) -> dict:
     metrics = info.metrics
-    rate_http, p50, rate_batched, rss = over_http(model, texts)
+    rate_http, p50, rate_batched, rss = over_http(info.path, texts)
     return {
         "model": info.name,
         "base": Path(info.base_model).name or info.base_model,
@@ -140,13 +139,12 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
-    for model in args.models:  # fail before minutes of measuring, not after
-        try:
-            read_model_dir(model)
-        except ModelDirError as err:
-            parser.exit(2, f"error: {err}; build it first (the teacher: make mpnet-model)\n")
+    try:  # fail before minutes of measuring, not after
+        infos = [read_model_dir(model) for model in args.models]
+    except ModelDirError as err:
+        parser.exit(2, f"error: {err}; build it first (the teacher: make mpnet-model)\n")
     texts = sentences(args.sentences)  # the first sentences of the test articles
-    rows = [row(m, texts) for m in args.models]
+    rows = [row(info, texts) for info in infos]
     labels = list(rows[0]["test_articles_per_label"])
     lines = [
         "# Models",

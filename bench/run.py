@@ -52,7 +52,7 @@ BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
 
 from service.model_dir import ModelInfo, read_model_dir  # noqa: E402
-from service.predictor import SLOW_FUSIONS, open_session  # noqa: E402
+from service.predictor import open_session  # noqa: E402
 
 BATCH_SIZES = (1, 8, 32, 128)
 CONCURRENCY = (1, 4, 16, 64)
@@ -814,16 +814,7 @@ def explain_options(model: Path, calls: int) -> dict[str, Any]:
 
 def ort_op_profile(model_file: Path, encode: Encoder, texts: Sequence[str], work: Path) -> dict:
     """Time per op type at batch 1 on one thread, from ONNX Runtime's own profiler."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.enable_profiling = True
-    options.profile_file_prefix = str(work / f"ort-{model_file.stem}")
-    session = ort.InferenceSession(
-        str(model_file), options, ["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS
-    )  # as served (service/predictor.py)
+    session = open_session(model_file, 1, profile_prefix=str(work / f"ort-{model_file.stem}"))
     names = [i.name for i in session.get_inputs()]
     for text in texts:
         ids, mask = encode([text])

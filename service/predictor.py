@@ -45,11 +45,17 @@ def load_tokenizer(info: ModelInfo) -> Tokenizer:
 SLOW_FUSIONS = ["SkipLayerNormFusion"]
 
 
-def open_session(model_file: Path, threads: int = 1) -> ort.InferenceSession:
+def open_session(
+    model_file: Path, threads: int = 1, profile_prefix: str | None = None
+) -> ort.InferenceSession:
+    """A session as served; `profile_prefix` turns on ORT's profiler (bench/run.py)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     try:
         return ort.InferenceSession(
             str(model_file),
