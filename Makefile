@@ -30,10 +30,10 @@ lint: .venv
 
 data: .venv
 	$(BIN)/rhetoric data split data/corpus --out data/splits
-	$(BIN)/rhetoric data check data/corpus --datasheet data/README.md
+	$(BIN)/rhetoric data check data --datasheet data/README.md
 
 data-check: .venv
-	$(BIN)/rhetoric data check data/corpus
+	$(BIN)/rhetoric data check data
 
 # The default model: a MiniLM student distilled from the teacher (built first if missing).
 train: .venv $(TEACHER)/model.onnx

@@ -49,9 +49,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from training.corpus import check, write_datasheet
+    from training.corpus import check, project_paths, write_datasheet
 
-    ok, report = check([Path(p) for p in args.paths])
+    ok, report = check(*project_paths([Path(p) for p in args.paths]))
     print(report)
     if args.datasheet:
         write_datasheet(Path(args.datasheet), report)
@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True
     )
     check = data.add_parser("check", help="validate files; report counts, duplicates, overlap")
-    check.add_argument("paths", nargs="+", help="files or folders")
+    check.add_argument(
+        "paths",
+        nargs="+",
+        help="files or folders; a folder with corpus/ is read as corpus/ plus unlabelled/, "
+        "skipping the derived splits/",
+    )
     check.add_argument("--datasheet", help="also write the counts into this file's marked block")
     check.set_defaults(func=cmd_data_check)
     split = data.add_parser("split", help="assign stable splits and write split files")

@@ -72,3 +72,19 @@ def test_split_is_stable_and_keeps_articles_whole(tmp_path):
         if (tmp_path / "s" / f"{s}.jsonl").exists()
     )
     assert written == len(rows)
+
+
+def test_check_of_a_project_folder_skips_splits_and_counts_only_labelled(tmp_path, capsys):
+    write_corpus(tmp_path / "data" / "corpus", ARTICLE + TARGETED)
+    write_corpus(tmp_path / "data" / "splits", ARTICLE + TARGETED)  # as `data split` writes
+    unlabelled = [{"text": "Ferry timetables change on Monday.", "article_id": "u-1", "index": 0}]
+    write_corpus(tmp_path / "data" / "unlabelled", unlabelled)
+    assert main(["data", "check", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "| all | all | 5 | 1 | 80.0% | 0 | 1 | 0 | 0 | 0 |" in out
+    assert "1 unlabelled sentences in " in out and "checked, not counted" in out
+
+    write_corpus(tmp_path / "data" / "unlabelled", unlabelled + [{"text": TARGETED[1]["text"]}])
+    assert main(["data", "check", str(tmp_path / "data")]) == 1
+    out = capsys.readouterr().out
+    assert "unlabelled/part.jsonl:2 repeats " in out and "corpus/part.jsonl:5" in out

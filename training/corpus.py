@@ -119,13 +119,32 @@ def domain_table(records: list[Record]) -> str:
     return "\n".join(rows)
 
 
-def check(paths: list[Path]) -> tuple[bool, str]:
+def project_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Labelled and unlabelled paths; a project data folder is read as its parts.
+
+    In a folder holding `corpus/`, `splits/` is skipped (it is written from `corpus/` by
+    `data split`, so reading it would count every sentence twice) and `unlabelled/` is
+    checked for duplicates but not counted.
+    """
+    labelled: list[Path] = []
+    unlabelled: list[Path] = []
+    for path in paths:
+        if path.is_dir() and (path / "corpus").is_dir():
+            labelled.append(path / "corpus")
+            unlabelled += [path / "unlabelled"] if (path / "unlabelled").is_dir() else []
+        else:
+            labelled.append(path)
+    return labelled, unlabelled
+
+
+def check(paths: list[Path], unlabelled: list[Path] | None = None) -> tuple[bool, str]:
     records = [r for path in paths for r in read_records(path)]
+    extra = [r for path in unlabelled or [] for r in read_records(path)]
     labels = label_set(records)
     problems = []
     seen: dict[str, Record] = {}
     exact = []
-    for r in records:
+    for r in records + extra:
         key = normalise(r.text)
         if key in seen:
             exact.append(f"  {r.where} repeats {seen[key].where}: {r.text[:70]!r}")
@@ -158,7 +177,12 @@ def check(paths: list[Path]) -> tuple[bool, str]:
     if torn:
         problems.append(f"articles split across splits: {torn[:10]}")
     lines = [
-        f"{len(records)} sentences in {len(paths)} path(s); labels: {', '.join(labels)}",
+        f"{len(records)} sentences in {', '.join(map(str, paths))}; labels: {', '.join(labels)}",
+    ]
+    if unlabelled:
+        where = ", ".join(map(str, unlabelled))
+        lines.append(f"{len(extra)} unlabelled sentences in {where}: checked, not counted")
+    lines += [
         "",
         counts_table(records, labels),
         "",
