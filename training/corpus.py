@@ -129,11 +129,12 @@ def project_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     labelled: list[Path] = []
     unlabelled: list[Path] = []
     for path in paths:
-        if path.is_dir() and (path / "corpus").is_dir():
-            labelled.append(path / "corpus")
-            unlabelled += [path / "unlabelled"] if (path / "unlabelled").is_dir() else []
-        else:
+        if not (path / "corpus").is_dir():
             labelled.append(path)
+            continue
+        labelled.append(path / "corpus")
+        if (path / "unlabelled").is_dir():
+            unlabelled.append(path / "unlabelled")
     return labelled, unlabelled
 
 
@@ -176,12 +177,11 @@ def check(paths: list[Path], unlabelled: list[Path] | None = None) -> tuple[bool
         )
     if torn:
         problems.append(f"articles split across splits: {torn[:10]}")
-    lines = [
-        f"{len(records)} sentences in {', '.join(map(str, paths))}; labels: {', '.join(labels)}",
-    ]
-    if unlabelled:
-        where = ", ".join(map(str, unlabelled))
-        lines.append(f"{len(extra)} unlabelled sentences in {where}: checked, not counted")
+    labelled_in = ", ".join(map(str, paths))
+    unlabelled_in = ", ".join(map(str, unlabelled or []))
+    lines = [f"{len(records)} sentences in {labelled_in}; labels: {', '.join(labels)}"]
+    if extra:
+        lines.append(f"{len(extra)} unlabelled sentences in {unlabelled_in}: checked, not counted")
     lines += [
         "",
         counts_table(records, labels),
