@@ -173,6 +173,7 @@ def test_flags_override_preset(tmp_path: Path):
 
 
 def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_path: Path):
+    from training.data import data_hash
     from training.export import onnx_probs
     from training.trainer import load_splits, training_targets
 
@@ -224,7 +225,11 @@ def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_
         )
         == 0
     )
-    assert read_model_dir(out).raw["training"]["config"]["teacher"] == str(tiny_model)
+    manifest = read_model_dir(out).raw
+    assert manifest["training"]["config"]["teacher"] == str(tiny_model)
+    # The unlabelled sentences are training data too: the hash changes with them.
+    assert manifest["data_hash"] == data_hash(splits.train + splits.validation + splits.unlabelled)
+    assert manifest["data_hash"] != data_hash(splits.train + splits.validation)
 
 
 def test_help_lists_every_config_key(capsys):

