@@ -35,14 +35,16 @@ data: .venv
 data-check: .venv
 	$(BIN)/rhetoric data check data
 
-# The default model: a MiniLM student distilled from the teacher (built first if missing).
-train: .venv $(TEACHER)/model.onnx
+# The default model: a MiniLM student distilled from the teacher. Without the teacher's
+# graph (not in git), distil reads the scores it saved beside it (teacher-scores.npz).
+train: .venv
 	$(BIN)/rhetoric distill --preset training/presets/default.toml --out $(MODEL)
 
 teacher: .venv
 	$(BIN)/rhetoric base mpnet
 
-# The fine-tuned teacher (about 110 MB INT8, not committed; its card and rhetoric.json are).
+# The fine-tuned teacher (about 110 MB INT8, not committed; its card, rhetoric.json and
+# teacher-scores.npz, written by the next `make train`, are).
 mpnet-model: teacher
 	$(BIN)/rhetoric train --preset training/presets/mpnet.toml --base $(MPNET_BASE) --out $(TEACHER)
 
@@ -58,7 +60,7 @@ reliability: .venv
 	$(BIN)/python bench/reliability.py --model $(MODEL)
 
 # The student and the teacher compared; regenerates docs/models.md.
-models-doc: .venv
+models-doc: .venv $(TEACHER)/model.onnx
 	$(BIN)/python bench/models.py $(MODEL) $(TEACHER)
 
 clean:

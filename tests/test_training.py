@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from conftest import tiny_train_args, train_tiny
 
 from rhetoric_cli import main
@@ -177,18 +179,20 @@ def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_
     from training.export import onnx_probs
     from training.trainer import load_splits, training_targets
 
+    teacher_dir = tmp_path / "teacher"  # distilling saves the teacher's scores beside it
+    shutil.copytree(tiny_model, teacher_dir)
     unlabelled = tmp_path / "u.jsonl"
     unlabelled.write_text('{"text": "The envoy hinted at reprisals."}\n{"text": "Rain fell."}\n')
     base = dict(
         data=str(FIXTURES / "tiny_train.jsonl"),
         validation=str(FIXTURES / "tiny_validation.jsonl"),
         out="o",
-        teacher=str(tiny_model),
+        teacher=str(teacher_dir),
         unlabelled=str(unlabelled),
     )
     splits = load_splits(TrainConfig(**base))
     teacher = onnx_probs(
-        read_model_dir(tiny_model),
+        read_model_dir(teacher_dir),
         ["The envoy hinted at reprisals.", "Rain fell."],
         "model.onnx",  # the teacher as it serves
     )
@@ -206,7 +210,7 @@ def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_
             [
                 "distill",
                 "--teacher",
-                str(tiny_model),
+                str(teacher_dir),
                 "--student-base",
                 str(tiny_base),
                 "--data",
@@ -226,10 +230,36 @@ def test_distill_blends_teacher_and_gold(tiny_model: Path, tiny_base: Path, tmp_
         == 0
     )
     manifest = read_model_dir(out).raw
-    assert manifest["training"]["config"]["teacher"] == str(tiny_model)
+    assert manifest["training"]["config"]["teacher"] == str(teacher_dir)
     # The unlabelled sentences are training data too: the hash changes with them.
     assert manifest["data_hash"] == data_hash(splits.train + splits.validation + splits.unlabelled)
     assert manifest["data_hash"] != data_hash(splits.train + splits.validation)
+
+
+def test_distill_uses_saved_teacher_scores_when_the_graph_is_absent(
+    tiny_model: Path, tmp_path: Path
+):
+    from training.data import DataError
+    from training.trainer import TEACHER_SCORES, teacher_scores
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_model, teacher)
+    labels = list(read_model_dir(teacher).labels)
+    texts = ["The envoy hinted at reprisals.", "Rain fell.", "The club denied the report."]
+    live = teacher_scores(teacher, texts, labels)
+    assert (teacher / TEACHER_SCORES).is_file()
+    (teacher / "model.onnx").unlink()  # as in a clone: the bundled teacher's graph is not in git
+    np.testing.assert_array_equal(teacher_scores(teacher, texts[::-1], labels), live[::-1])
+    with pytest.raises(DataError, match="lacks 1 of 2 sentences"):
+        teacher_scores(teacher, ["Rain fell.", "A sentence it never scored."], labels)
+    manifest = json.loads((teacher / "rhetoric.json").read_text())
+    manifest["files"]["model.onnx"] = "0" * 64  # a retrained teacher: the saved scores are stale
+    (teacher / "rhetoric.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="made by another model.onnx"):
+        teacher_scores(teacher, texts, labels)
+    (teacher / TEACHER_SCORES).unlink()
+    with pytest.raises(DataError, match="no model.onnx and no saved scores"):
+        teacher_scores(teacher, texts, labels)
 
 
 def test_help_lists_every_config_key(capsys):

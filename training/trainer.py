@@ -8,6 +8,7 @@ move the finished directory into place in one rename.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from service.model_dir import MODEL_FILE, read_model_dir, sha256_file, write_manifest
+from service.model_dir import MANIFEST, MODEL_FILE, read_model_dir, sha256_file, write_manifest
 from training import export
 from training.config import TrainConfig, bundled_base_model
 from training.data import (
@@ -42,6 +43,7 @@ from training.evaluation import compute_metrics, decide, tune_thresholds
 from training.model_card import DEFINITIONS, write_model_card
 
 STATE_FILE = "train_state.json"
+TEACHER_SCORES = "teacher-scores.npz"  # a teacher's probabilities, saved by distillation
 
 
 @dataclass
@@ -97,23 +99,58 @@ def training_targets(config: TrainConfig, splits: Splits) -> tuple[list[str], np
     gold = multi_hot(splits.train, splits.labels)
     if not config.teacher:
         return texts, gold
-    teacher = read_model_dir(config.teacher)
-    if list(teacher.labels) != splits.labels:
-        raise DataError(
-            f"teacher {config.teacher} has labels {list(teacher.labels)}, "
-            f"the data has {splits.labels}"
-        )
     extra = [r.text for r in splits.unlabelled]
-    # The teacher as it serves (INT8): about 3x faster than its fp32 graph on 2 cores, and
-    # its decisions agree with fp32 on 99.6% of validation (models/rhetoric-mpnet card).
-    graph = MODEL_FILE
-    print(
-        f"teacher {teacher.name}: scoring {len(texts) + len(extra)} sentences with {graph}",
-        file=sys.stderr,
-    )
-    soft = export.onnx_probs(teacher, texts + extra, graph, progress=True)
+    soft = teacher_scores(Path(config.teacher), texts + extra, splits.labels)
     blended = config.distill_alpha * gold + (1 - config.distill_alpha) * soft[: len(texts)]
     return texts + extra, np.concatenate([blended, soft[len(texts) :]]).astype(np.float32)
+
+
+def _text_keys(texts: list[str]) -> np.ndarray:
+    return np.array([hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts], dtype="S16")
+
+
+def teacher_scores(teacher: Path, texts: list[str], labels: list[str]) -> np.ndarray:
+    """The teacher's served (INT8) probabilities for texts.
+
+    With the teacher's graph present, score and save the scores beside it
+    (TEACHER_SCORES, committed for the bundled teacher); without it (the 110 MB graph
+    is not in git), read them back, if they were made by the graph its rhetoric.json names.
+    """
+    manifest_path = teacher / MANIFEST
+    if not manifest_path.is_file():
+        raise DataError(f"teacher {teacher}: no {MANIFEST}; is this a model directory?")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("labels") != labels:
+        raise DataError(
+            f"teacher {teacher} has labels {manifest.get('labels')}, the data has {labels}"
+        )
+    graph = manifest.get("files", {}).get(MODEL_FILE, "")
+    saved = teacher / TEACHER_SCORES
+    if (teacher / MODEL_FILE).is_file():
+        # INT8: about 3x faster than the fp32 graph on 2 cores, and its decisions agree
+        # with fp32 on 99.6% of validation (models/rhetoric-mpnet card).
+        print(
+            f"teacher {teacher}: scoring {len(texts)} sentences with {MODEL_FILE}", file=sys.stderr
+        )
+        soft = export.onnx_probs(read_model_dir(teacher), texts, MODEL_FILE, progress=True)
+        np.savez_compressed(saved, keys=_text_keys(texts), probs=soft, graph=graph)
+        return soft
+    hint = "build it (for the bundled teacher: `make mpnet-model`) and run again"
+    if not saved.is_file():
+        raise DataError(f"teacher {teacher}: no {MODEL_FILE} and no saved scores; {hint}")
+    with np.load(saved) as cache:
+        if str(cache["graph"]) != graph:
+            raise DataError(f"{saved}: made by another {MODEL_FILE} than {MANIFEST} names; {hint}")
+        index = {key: row for row, key in enumerate(cache["keys"].tolist())}
+        rows = [index.get(key) for key in _text_keys(texts).tolist()]
+        missing = sum(row is None for row in rows)
+        if missing:
+            raise DataError(
+                f"teacher {teacher}: no {MODEL_FILE}, and {saved.name} lacks {missing} of "
+                f"{len(texts)} sentences (the data changed since it was saved); {hint}"
+            )
+        print(f"teacher {teacher}: {len(texts)} saved scores from {saved.name}", file=sys.stderr)
+        return cache["probs"][rows]
 
 
 def base_path(config: TrainConfig) -> str:
