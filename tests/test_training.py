@@ -304,9 +304,13 @@ def test_sigterm_removes_the_unfinished_model_directory(tiny_base: Path, tmp_pat
         [sys.executable, "-m", "rhetoric_cli", *args], stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not list(out.parent.glob(".killed.*/checkpoint")) and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
+    # The tokenizer is saved last: wait for a whole first checkpoint, then a moment more, so
+    # the signal lands in the training loop, not inside a checkpoint write.
+    while not list(out.parent.glob(".killed.*/checkpoint/tokenizer.json")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
         time.sleep(0.2)
+    time.sleep(1)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
