@@ -65,8 +65,14 @@ def _require(manifest: dict[str, Any], key: str, kind: type, where: Path) -> Any
     return value
 
 
-def read_model_dir(path: str | Path, verify_hashes: bool = True) -> ModelInfo:
-    """Read and validate a model directory; raise ModelDirError naming what is wrong."""
+def read_model_dir(
+    path: str | Path, verify_hashes: bool = True, require_files: bool = True
+) -> ModelInfo:
+    """Read and validate a model directory; raise ModelDirError naming what is wrong.
+
+    require_files=False reads the manifest of a directory whose graph is absent (a teacher
+    whose saved scores stand in for it); the files that are present are still verified.
+    """
     root = Path(path)
     if not root.is_dir():
         raise ModelDirError(f"model directory not found: {root}")
@@ -99,12 +105,14 @@ def read_model_dir(path: str | Path, verify_hashes: bool = True) -> ModelInfo:
 
     files = manifest.get("files", {})
     for name in (MODEL_FILE, TOKENIZER_FILE):
-        if not (root / name).is_file():
+        if require_files and not (root / name).is_file():
             raise ModelDirError(f"{root}: missing {name}")
     if verify_hashes:
         for name, expected in files.items():
             target = root / name
             if not target.is_file():
+                if not require_files:
+                    continue
                 raise ModelDirError(f"{root}: {MANIFEST} lists {name}, which is missing")
             if sha256_file(target) != expected:
                 raise ModelDirError(

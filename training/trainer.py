@@ -116,15 +116,10 @@ def teacher_scores(teacher: Path, texts: list[str], labels: list[str]) -> np.nda
     (TEACHER_SCORES, committed for the bundled teacher); without it (the 110 MB graph
     is not in git), read them back, if they were made by the graph its rhetoric.json names.
     """
-    manifest_path = teacher / MANIFEST
-    if not manifest_path.is_file():
-        raise DataError(f"teacher {teacher}: no {MANIFEST}; is this a model directory?")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("labels") != labels:
-        raise DataError(
-            f"teacher {teacher} has labels {manifest.get('labels')}, the data has {labels}"
-        )
-    graph = manifest.get("files", {}).get(MODEL_FILE, "")
+    info = read_model_dir(teacher, require_files=False)
+    if list(info.labels) != labels:
+        raise DataError(f"teacher {teacher} has labels {list(info.labels)}, the data has {labels}")
+    graph = info.files.get(MODEL_FILE, "")
     saved = teacher / TEACHER_SCORES
     if (teacher / MODEL_FILE).is_file():
         # INT8: about 3x faster than the fp32 graph on 2 cores, and its decisions agree
@@ -132,7 +127,7 @@ def teacher_scores(teacher: Path, texts: list[str], labels: list[str]) -> np.nda
         print(
             f"teacher {teacher}: scoring {len(texts)} sentences with {MODEL_FILE}", file=sys.stderr
         )
-        soft = export.onnx_probs(read_model_dir(teacher), texts, MODEL_FILE, progress=True)
+        soft = export.onnx_probs(info, texts, MODEL_FILE, progress=True)
         np.savez_compressed(saved, keys=_text_keys(texts), probs=soft, graph=graph)
         return soft
     hint = "build it (for the bundled teacher: `make mpnet-model`) and run again"
