@@ -316,3 +316,33 @@ def test_sigterm_removes_the_unfinished_model_directory(tiny_base: Path, tmp_pat
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     assert list(out.parent.iterdir()) == []
+
+
+def test_bf16_training_is_recorded_and_changes_the_steps(tiny_base: Path, tmp_path: Path):
+    import torch
+
+    from training.export import onnx_probs
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no native bfloat16")
+    train, validation = FIXTURES / "tiny_train.jsonl", FIXTURES / "tiny_validation.jsonl"
+    runs = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        assert train_tiny(tiny_base, train, validation, out, "--bf16", flag) == 0
+        info = read_model_dir(out)
+        runs[flag] = (info.raw["training"], onnx_probs(info, ["The envoy hinted at reprisals."]))
+    assert runs["false"][0]["precision"] == "fp32"
+    assert runs["true"][0]["precision"] == "bf16 autocast"
+    assert not np.array_equal(runs["false"][1], runs["true"][1])
+
+
+def test_bf16_falls_back_to_fp32_without_native_support(monkeypatch, capsys):
+    import torch
+
+    from training.trainer import use_bf16
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert use_bf16(True) is False
+    assert "no native bfloat16; training in fp32" in capsys.readouterr().err
+    assert use_bf16(False) is False

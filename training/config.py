@@ -46,6 +46,7 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of steps spent warming up
     max_length: int = 128  # tokens per sentence; longer sentences are truncated
     max_pos_weight: float = 5.0  # cap on BCE positive weights (neg/pos ratio) for rare labels
+    bf16: bool = False  # bfloat16 autocast in training steps (needs a CPU with native bf16)
     seed: int = 13  # seeds python, numpy and torch; same data + seed = same model
     holdout: float = 0.1  # share held out for validation when --validation is empty
     report: str = ""  # name=path pairs, comma-separated, scored for the model card only

