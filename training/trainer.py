@@ -223,7 +223,7 @@ def fit(config: TrainConfig, splits: Splits, base: str, checkpoint: Path) -> dic
 
     seed_everything(config.seed)
     # Master weights, optimiser and the exported graph stay fp32; only the forward and
-    # backward matmuls run in bf16 (MiniLM step at batch 32: 384 ms against 654 ms).
+    # backward matmuls run in bf16 (whole fits on 2 cores: MiniLM 1.4x, mpnet 1.3x faster).
     bf16 = use_bf16(config.bf16)
     tokenizer, model = build_model(base, splits.labels)
     texts, targets = training_targets(config, splits)
