@@ -1,8 +1,9 @@
 """Compare model directories side by side and write docs/models.md.
 
-Quality comes from each model's rhetoric.json (scored at export on the test
-split, which no choice ever used); speed, size and memory are measured here in
-one run: in-process at batch 1 in the served layout, and over HTTP against a
+Quality is scored here on the current test split (which no choice ever used), with
+each model's served graph and stored thresholds, so models exported on earlier
+corpus rounds are compared on the same sentences; speed, size and memory are measured
+here in one run: in-process at batch 1 in the served layout, and over HTTP against a
 real `rhetoric serve` with single-sentence requests from two client threads.
 
     .venv/bin/python bench/models.py models/rhetoric-minilm models/rhetoric-mpnet
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from service.model_dir import ModelDirError, ModelInfo, read_model_dir  # noqa: E402
 from service.predictor import Predictor  # noqa: E402
+from training.evaluation import evaluate_model  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from run import Encoder, ort_op_profile  # noqa: E402
@@ -113,17 +115,17 @@ def kernel_profile(info: ModelInfo, texts: list[str]) -> dict:
 
 
 def row(info: ModelInfo, texts: list[str]) -> dict:
-    metrics = info.metrics
+    splits = ROOT / "data" / "splits"
+    articles = evaluate_model(info.path, str(splits / "test-articles.jsonl"))
+    targeted = evaluate_model(info.path, str(splits / "test-targeted.jsonl"))
     rate_http, p50, rate_batched, rss = over_http(info.path, texts)
     return {
         "model": info.name,
         "base": Path(info.base_model).name or info.base_model,
         "size_mb": round(info.model_file.stat().st_size / 2**20, 1),
-        "test_articles_macro_f1": round(metrics["test_articles"]["macro_f1"], 3),
-        "test_articles_per_label": {
-            k: round(v["f1"], 3) for k, v in metrics["test_articles"]["labels"].items()
-        },
-        "test_targeted_macro_f1": round(metrics["test_targeted"]["macro_f1"], 3),
+        "test_articles_macro_f1": round(articles["macro_f1"], 3),
+        "test_articles_per_label": {k: round(v["f1"], 3) for k, v in articles["labels"].items()},
+        "test_targeted_macro_f1": round(targeted["macro_f1"], 3),
         "in_process_sentences_per_s": round(in_process(info, texts), 1),
         "http_sentences_per_s": round(rate_http, 1),
         "http_p50_ms": round(p50, 1),
@@ -150,12 +152,12 @@ def main() -> None:
         "# Models",
         "",
         f"Measured by `bench/models.py` on {date.today()} on this machine ({os.cpu_count()} "
-        f"cores), all models in one run. Quality: the article part of the test split "
-        "(the closest proxy here for real news) and the targeted part, as stored in each "
-        "model's rhetoric.json. Speed: single sentences at batch 1, in-process with one "
-        "one-thread session per core, and over HTTP from two client threads against "
-        "`rhetoric serve`, one sentence per request and then 32 per request (the service "
-        "still scores each sentence alone).",
+        f"cores), all models in one run. Quality: the article part of the current test split "
+        "(the closest proxy here for real news) and the targeted part, scored here with "
+        "each model's served graph and stored thresholds. Speed: single sentences at "
+        "batch 1, in-process with one one-thread session per core, and over HTTP from two "
+        "client threads against `rhetoric serve`, one sentence per request and then 32 per "
+        "request (the service still scores each sentence alone).",
         "",
         "| model | base | INT8 size (MB) | test articles macro-F1 | "
         + " | ".join(f"{lb} F1" for lb in labels)
