@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SPLITS = ROOT / "data" / "splits"
 sys.path.insert(0, str(ROOT))
 
 from service.model_dir import ModelDirError, ModelInfo, read_model_dir  # noqa: E402
@@ -36,7 +37,7 @@ from run import Encoder, ort_op_profile  # noqa: E402
 
 
 def sentences(limit: int) -> list[str]:
-    path = ROOT / "data" / "splits" / "test-articles.jsonl"
+    path = SPLITS / "test-articles.jsonl"
     return [json.loads(line)["text"] for line in path.read_text().splitlines()][:limit]
 
 
@@ -115,9 +116,8 @@ def kernel_profile(info: ModelInfo, texts: list[str]) -> dict:
 
 
 def row(info: ModelInfo, texts: list[str]) -> dict:
-    splits = ROOT / "data" / "splits"
-    articles = evaluate_model(info.path, str(splits / "test-articles.jsonl"))
-    targeted = evaluate_model(info.path, str(splits / "test-targeted.jsonl"))
+    articles = evaluate_model(info.path, str(SPLITS / "test-articles.jsonl"))
+    targeted = evaluate_model(info.path, str(SPLITS / "test-targeted.jsonl"))
     rate_http, p50, rate_batched, rss = over_http(info.path, texts)
     return {
         "model": info.name,
